@@ -1,0 +1,123 @@
+//! The one error type of the service and its one mapping to HTTP.
+//!
+//! Client variants answer 4xx with `{"code", "message"}`; dependency outages answer 503
+//! with `Retry-After`; everything else logs its cause chain and answers an opaque 500.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("request body is {actual} bytes or more; the limit is {limit}")]
+    PayloadTooLarge { actual: usize, limit: usize },
+    #[error("batch holds {count} events; the limit is {limit}")]
+    TooManyEvents { count: usize, limit: usize },
+    #[error("unsupported content type {0:?}; send application/json or application/x-ndjson")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this key lacks the `{0}` scope")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("no route for this method and path")]
+    NoRoute,
+    #[error("{what} is unavailable; retry later")]
+    Unavailable { what: &'static str, retry_after_secs: u64 },
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub code: &'a str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::NoRoute => "no_route",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Database(_) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            // A pool that cannot hand out a connection in time, or a connection that broke:
+            // Postgres is down or saturated, which the client should retry.
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable { what: "database", retry_after_secs: 2 }
+            }
+            _ => Self::Database(err),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %error_chain(self), "request failed");
+            "internal error; see the service log".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::Unavailable { retry_after_secs, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody { code: self.code(), message })
+    }
+}
+
+/// "outer: inner: root" for logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

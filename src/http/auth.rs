@@ -1,0 +1,71 @@
+//! `Authorization: Bearer <key>` → the caller's scopes.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::error::AppError;
+use crate::keys::{self, Scope};
+use crate::startup::AppState;
+use crate::store;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+    scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if self.scopes.contains(&scope) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(scope.as_str()))
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
+            authenticate(&state, token?.as_str()).await
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(AppError::Unauthorized("missing Authorization: Bearer <key> header"))?;
+    let value = value.to_str().map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(AppError::Unauthorized("Authorization must use the Bearer scheme"))?;
+    Ok(token.trim().to_string())
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppError> {
+    if state.bootstrap_key.as_ref().is_some_and(|key| key.matches(token)) {
+        return Ok(Principal { name: "bootstrap-admin".into(), scopes: Scope::ALL.to_vec() });
+    }
+    let presented = keys::parse_token(token).ok_or(AppError::Unauthorized("invalid API key"))?;
+    let stored = store::keys::find_active(&state.pool, presented.id)
+        .await?
+        .ok_or(AppError::Unauthorized("invalid API key"))?;
+    if !presented.matches(&stored.salt, &stored.secret_hash) {
+        return Err(AppError::Unauthorized("invalid API key"));
+    }
+    let scopes = stored.scopes.iter().filter_map(|s| s.parse().ok()).collect();
+    Ok(Principal { name: stored.name, scopes })
+}

@@ -1,0 +1,65 @@
+//! Liveness, readiness and metrics.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use crate::cache::CacheKind;
+use crate::onnx_runtime::{self, RuntimeStatus};
+use crate::startup::AppState;
+use crate::store;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    database: DatabaseStatus,
+    cache: CacheKind,
+    onnxruntime: RuntimeStatus,
+}
+
+#[derive(Serialize)]
+struct DatabaseStatus {
+    reachable: bool,
+    migrations_applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// 200 when Postgres answers and the schema is current; the body says what is live.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = database_status(&state).await;
+    let readiness = Readiness {
+        ready: database.reachable && database.migrations_applied,
+        database,
+        cache: state.cache.live_kind().await,
+        onnxruntime: onnx_runtime::status(&state.onnx.library_path),
+    };
+    if readiness.ready {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "2")).json(readiness)
+    }
+}
+
+async fn database_status(state: &AppState) -> DatabaseStatus {
+    let probe = tokio::time::timeout(Duration::from_secs(2), store::migrations_applied(&state.pool)).await;
+    match probe {
+        Ok(Ok(applied)) => DatabaseStatus { reachable: true, migrations_applied: applied, error: None },
+        Ok(Err(err)) => DatabaseStatus { reachable: false, migrations_applied: false, error: Some(err.to_string()) },
+        Err(_) => DatabaseStatus { reachable: false, migrations_applied: false, error: Some("timed out after 2s".into()) },
+    }
+}
+
+pub async fn metrics() -> HttpResponse {
+    match crate::telemetry::prometheus() {
+        Some(handle) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render()),
+        None => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "code": "unavailable", "message": "metrics recorder could not be installed"
+        })),
+    }
+}

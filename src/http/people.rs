@@ -1,0 +1,58 @@
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Principal;
+use crate::error::AppError;
+use crate::ingest::event::{InfluencerRef, UserRef};
+use crate::keys::Scope;
+use crate::startup::AppState;
+use crate::store::people;
+
+#[derive(Deserialize)]
+pub struct TopQuery {
+    /// How many top affinities to list (1–100, default 10).
+    top: Option<i64>,
+}
+
+impl TopQuery {
+    fn limit(&self) -> Result<i64, AppError> {
+        match self.top.unwrap_or(10) {
+            n @ 1..=100 => Ok(n),
+            n => Err(AppError::bad_request("invalid_query", format!("top must be within 1..=100, got {n}"))),
+        }
+    }
+}
+
+fn invalid_id(err: crate::ingest::event::IdError) -> AppError {
+    AppError::bad_request("invalid_id", err.to_string())
+}
+
+/// `GET /v1/users/{user}`: counts and top influencers by affinity.
+pub async fn get_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<TopQuery>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Read)?;
+    let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
+    let summary = people::user_summary(&state.pool, &state.model, &user, query.limit()?)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("user {user:?}")))?;
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+/// `GET /v1/influencers/{influencer}`: counts, followers and top fans by affinity.
+pub async fn get_influencer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<TopQuery>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Read)?;
+    let influencer = InfluencerRef::parse(path.into_inner()).map_err(invalid_id)?;
+    let summary = people::influencer_summary(&state.pool, &state.model, &influencer, query.limit()?)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("influencer {influencer:?}")))?;
+    Ok(HttpResponse::Ok().json(summary))
+}

@@ -1,0 +1,186 @@
+//! The validated engagement event and the newtypes it is made of.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a user did to an influencer (or one of their posts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Like,
+    Unlike,
+    Follow,
+    Unfollow,
+    Comment,
+    View,
+    Share,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        Self::Like,
+        Self::Unlike,
+        Self::Follow,
+        Self::Unfollow,
+        Self::Comment,
+        Self::View,
+        Self::Share,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Like => "like",
+            Self::Unlike => "unlike",
+            Self::Follow => "follow",
+            Self::Unfollow => "unfollow",
+            Self::Comment => "comment",
+            Self::View => "view",
+            Self::Share => "share",
+        }
+    }
+
+    /// The toggle this kind sets, if it is one: (which state, whether it turns it on).
+    pub fn toggle(self) -> Option<(Toggle, bool)> {
+        match self {
+            Self::Like => Some((Toggle::Like, true)),
+            Self::Unlike => Some((Toggle::Like, false)),
+            Self::Follow => Some((Toggle::Follow, true)),
+            Self::Unfollow => Some((Toggle::Follow, false)),
+            Self::Comment | Self::View | Self::Share => None,
+        }
+    }
+}
+
+/// Current-state tables kept from toggle events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Toggle {
+    Like,
+    Follow,
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown kind {0:?}; expected one of like, unlike, follow, unfollow, comment, view, share")]
+pub struct UnknownKind(pub String);
+
+impl FromStr for EventKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// Longest external id, event id or post id accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum IdError {
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{0} is longer than {MAX_ID_LEN} bytes")]
+    TooLong(&'static str),
+    #[error("{0} contains control characters")]
+    Control(&'static str),
+}
+
+/// An id chosen by a platform: non-empty, bounded, printable.
+fn check_external_id(field: &'static str, value: &str) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty(field));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong(field));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(IdError::Control(field));
+    }
+    Ok(())
+}
+
+macro_rules! external_id {
+    ($name:ident, $field:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                check_external_id($field, &value)?;
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+external_id!(UserRef, "user", "A platform's user id.");
+external_id!(InfluencerRef, "influencer", "A platform's influencer id.");
+external_id!(EventId, "event_id", "A platform's idempotency key for one event.");
+external_id!(PostId, "post_id", "A platform's post id.");
+
+/// One event that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: EventId,
+    pub user: UserRef,
+    pub influencer: InfluencerRef,
+    pub kind: EventKind,
+    pub occurred_at: DateTime<Utc>,
+    pub post_id: Option<PostId>,
+    /// Multiplier on the kind's affinity weight; stored as REAL.
+    pub weight: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse::<EventKind>().ok(), Some(kind));
+        }
+        assert!("likes".parse::<EventKind>().is_err());
+    }
+
+    #[test]
+    fn external_ids_reject_empty_long_and_control_characters() {
+        assert_eq!(UserRef::parse(""), Err(IdError::Empty("user")));
+        assert_eq!(UserRef::parse("x".repeat(129)), Err(IdError::TooLong("user")));
+        assert_eq!(UserRef::parse("a\nb"), Err(IdError::Control("user")));
+        assert!(UserRef::parse("émile-42").is_ok());
+    }
+
+    #[test]
+    fn only_like_and_follow_kinds_toggle_state() {
+        assert_eq!(EventKind::Unfollow.toggle(), Some((Toggle::Follow, false)));
+        assert_eq!(EventKind::Like.toggle(), Some((Toggle::Like, true)));
+        assert_eq!(EventKind::Share.toggle(), None);
+    }
+}

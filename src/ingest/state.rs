@@ -1,0 +1,227 @@
+//! What a batch of new events does to current state and affinity — pure, no I/O.
+//!
+//! A toggle (follow/like) row changes only when the incoming event is newer than the
+//! event that set it, by (occurred_at, event_id) — so state never depends on arrival
+//! order — and the affinity delta is the new row's contribution minus the old one's.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::event::{EventKind, Toggle};
+use crate::interest::AffinityModel;
+
+/// An accepted event with its people resolved to internal ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedEvent {
+    pub event_id: String,
+    pub user_id: i64,
+    pub influencer_id: i64,
+    pub kind: EventKind,
+    pub occurred_at: DateTime<Utc>,
+    pub post_id: Option<String>,
+    pub weight: f32,
+}
+
+/// Identifies one row of `follows` (post empty) or `likes`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ToggleKey {
+    pub user_id: i64,
+    pub influencer_id: i64,
+    pub post_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToggleState {
+    pub active: bool,
+    pub weight: f32,
+    pub changed_at: DateTime<Utc>,
+    pub changed_by_event: String,
+}
+
+impl ToggleState {
+    fn is_newer_than(&self, other: &ToggleState) -> bool {
+        (self.changed_at, self.changed_by_event.as_str()) > (other.changed_at, other.changed_by_event.as_str())
+    }
+
+    fn contribution(&self, toggle: Toggle, model: &AffinityModel) -> f64 {
+        if !self.active {
+            return 0.0;
+        }
+        let kind = match toggle {
+            Toggle::Follow => EventKind::Follow,
+            Toggle::Like => EventKind::Like,
+        };
+        model.contribution(kind, self.weight, self.changed_at)
+    }
+}
+
+/// The newest incoming toggle per key, and summed contributions of the other kinds.
+#[derive(Debug, Default)]
+pub struct BatchEffects {
+    pub follows: BTreeMap<ToggleKey, ToggleState>,
+    pub likes: BTreeMap<ToggleKey, ToggleState>,
+    pub affinity: BTreeMap<(i64, i64), f64>,
+}
+
+impl BatchEffects {
+    pub fn collect<'a>(events: impl IntoIterator<Item = &'a ResolvedEvent>, model: &AffinityModel) -> Self {
+        let mut effects = Self::default();
+        for event in events {
+            match event.kind.toggle() {
+                Some((toggle, active)) => {
+                    let key = ToggleKey {
+                        user_id: event.user_id,
+                        influencer_id: event.influencer_id,
+                        post_id: match toggle {
+                            Toggle::Follow => String::new(),
+                            Toggle::Like => event.post_id.clone().unwrap_or_default(),
+                        },
+                    };
+                    let incoming = ToggleState {
+                        active,
+                        weight: event.weight,
+                        changed_at: event.occurred_at,
+                        changed_by_event: event.event_id.clone(),
+                    };
+                    let table = effects.toggles_mut(toggle);
+                    match table.get(&key) {
+                        Some(current) if !incoming.is_newer_than(current) => {}
+                        _ => {
+                            table.insert(key, incoming);
+                        }
+                    }
+                }
+                None => {
+                    let delta = model.contribution(event.kind, event.weight, event.occurred_at);
+                    effects.add_affinity(event.user_id, event.influencer_id, delta);
+                }
+            }
+        }
+        effects
+    }
+
+    pub fn toggles(&self, toggle: Toggle) -> &BTreeMap<ToggleKey, ToggleState> {
+        match toggle {
+            Toggle::Follow => &self.follows,
+            Toggle::Like => &self.likes,
+        }
+    }
+
+    fn toggles_mut(&mut self, toggle: Toggle) -> &mut BTreeMap<ToggleKey, ToggleState> {
+        match toggle {
+            Toggle::Follow => &mut self.follows,
+            Toggle::Like => &mut self.likes,
+        }
+    }
+
+    fn add_affinity(&mut self, user_id: i64, influencer_id: i64, delta: f64) {
+        if delta != 0.0 {
+            *self.affinity.entry((user_id, influencer_id)).or_insert(0.0) += delta;
+        }
+    }
+
+    /// Merges the stored rows (locked by the caller) with the incoming ones: returns the
+    /// rows to write and adds the affinity each change causes.
+    pub fn resolve_toggles(
+        &mut self,
+        toggle: Toggle,
+        stored: &BTreeMap<ToggleKey, ToggleState>,
+        model: &AffinityModel,
+    ) -> Vec<(ToggleKey, ToggleState)> {
+        let mut writes = Vec::new();
+        let mut deltas = Vec::new();
+        for (key, incoming) in self.toggles(toggle) {
+            let old = stored.get(key);
+            if old.is_some_and(|old| !incoming.is_newer_than(old)) {
+                continue;
+            }
+            let old_contribution = old.map_or(0.0, |old| old.contribution(toggle, model));
+            deltas.push((key.user_id, key.influencer_id, incoming.contribution(toggle, model) - old_contribution));
+            writes.push((key.clone(), incoming.clone()));
+        }
+        for (user_id, influencer_id, delta) in deltas {
+            self.add_affinity(user_id, influencer_id, delta);
+        }
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AffinitySettings;
+
+    fn model() -> AffinityModel {
+        let weights = [(EventKind::Like, 1.0), (EventKind::Follow, 5.0), (EventKind::Share, 3.0)].into_iter().collect();
+        AffinityModel::new(&AffinitySettings { half_life_days: 30.0, weights })
+    }
+
+    fn event(id: &str, kind: EventKind, at: &str) -> ResolvedEvent {
+        ResolvedEvent {
+            event_id: id.into(),
+            user_id: 1,
+            influencer_id: 2,
+            kind,
+            occurred_at: at.parse().expect("valid"),
+            post_id: None,
+            weight: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_newest_toggle_in_a_batch_wins_whatever_the_order() {
+        let unfollow = event("b", EventKind::Unfollow, "2026-05-02T00:00:00Z");
+        let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
+        let effects = BatchEffects::collect([&unfollow, &follow], &model());
+        let key = ToggleKey { user_id: 1, influencer_id: 2, post_id: String::new() };
+        assert_eq!(effects.follows.get(&key).map(|s| s.active), Some(false));
+    }
+
+    #[test]
+    fn unfollow_removes_exactly_what_the_follow_added() {
+        let model = model();
+        let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
+        let mut first = BatchEffects::collect([&follow], &model);
+        let writes = first.resolve_toggles(Toggle::Follow, &BTreeMap::new(), &model);
+        let added = first.affinity[&(1, 2)];
+        assert!(added > 0.0);
+
+        let stored: BTreeMap<_, _> = writes.into_iter().collect();
+        let unfollow = event("b", EventKind::Unfollow, "2026-06-01T00:00:00Z");
+        let mut second = BatchEffects::collect([&unfollow], &model);
+        second.resolve_toggles(Toggle::Follow, &stored, &model);
+        assert_eq!(second.affinity[&(1, 2)], -added);
+    }
+
+    #[test]
+    fn an_older_toggle_than_the_stored_one_changes_nothing() {
+        let model = model();
+        let key = ToggleKey { user_id: 1, influencer_id: 2, post_id: String::new() };
+        let stored: BTreeMap<_, _> = [(
+            key,
+            ToggleState {
+                active: true,
+                weight: 1.0,
+                changed_at: "2026-06-01T00:00:00Z".parse().expect("valid"),
+                changed_by_event: "z".into(),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let late_unfollow = event("b", EventKind::Unfollow, "2026-05-01T00:00:00Z");
+        let mut effects = BatchEffects::collect([&late_unfollow], &model);
+        assert!(effects.resolve_toggles(Toggle::Follow, &stored, &model).is_empty());
+        assert!(effects.affinity.is_empty());
+    }
+
+    #[test]
+    fn non_toggle_events_add_up() {
+        let model = model();
+        let a = event("a", EventKind::Share, "2026-05-01T00:00:00Z");
+        let b = event("b", EventKind::Share, "2026-05-01T00:00:00Z");
+        let effects = BatchEffects::collect([&a, &b], &model);
+        let one = model.contribution(EventKind::Share, 1.0, a.occurred_at);
+        assert_eq!(effects.affinity[&(1, 2)], 2.0 * one);
+    }
+}

@@ -1,0 +1,19 @@
+//! Stylecast: social engagement in, personalized influencer-style images out.
+//!
+//! The modules follow the data: `ingest` takes engagement batches into `store`;
+//! `interest` turns them into affinity; `http` is the thin skin over all of it.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod interest;
+pub mod keys;
+pub mod onnx_runtime;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use error::AppError;

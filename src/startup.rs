@@ -1,0 +1,128 @@
+//! Boot: settings → pools → engines → HTTP server; and the handle that stops it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tracing_actix_web::TracingLogger;
+
+use crate::cache::Cache;
+use crate::config::{OnnxSettings, Settings};
+use crate::ingest::Ingestor;
+use crate::interest::AffinityModel;
+use crate::keys::BootstrapKey;
+use crate::store::partitions::Partitions;
+use crate::{http, onnx_runtime, store, telemetry};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub ingestor: Ingestor,
+    pub model: AffinityModel,
+    pub cache: Cache,
+    pub bootstrap_key: Option<BootstrapKey>,
+    pub onnx: OnnxSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::InvalidRedisUrl),
+    #[error("binding {address}")]
+    Bind { address: String, source: std::io::Error },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+    maintenance: JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        store::create_database_if_missing(&settings.database).await?;
+        let pool = store::pool(&settings.database)?;
+        store::migrate(&pool).await?;
+        let model = AffinityModel::new(&settings.affinity);
+        store::affinity::sync_params(&pool, &model).await.map_err(store::StoreError::from)?;
+        let partitions = Arc::new(Partitions::default());
+        partitions
+            .ensure_ahead(&pool, settings.database.partition_months_ahead)
+            .await
+            .map_err(store::StoreError::from)?;
+        if let Err(status) = onnx_runtime::runtime(&settings.onnx.library_path) {
+            tracing::warn!(error = ?status.error, fix = ?status.fix, "ONNX Runtime is not available; generation is disabled");
+        }
+        telemetry::prometheus();
+
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            ingestor: Ingestor::new(pool.clone(), model.clone(), partitions.clone(), settings.ingest.clone()),
+            model,
+            cache: Cache::new(&settings.redis)?,
+            bootstrap_key: settings.auth.admin_key.as_ref().map(|key| BootstrapKey::new(key.expose_secret())),
+            onnx: settings.onnx.clone(),
+        });
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind { address: address.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?.port();
+        let server = serve(listener, state, &settings)?;
+        let maintenance = tokio::spawn(keep_partitions_ahead(pool.clone(), partitions, settings.database.partition_months_ahead));
+        tracing::info!(port, "stylecast listening");
+        Ok(Self { port, server, pool, maintenance })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until the server is stopped through its handle, then stops background work.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.maintenance.abort();
+        self.pool.close().await;
+        result
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> Result<Server, StartupError> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(http::telemetry::record_metrics))
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .configure(http::routes)
+            .default_service(web::to(http::no_route))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    Ok(server.listen(listener).map_err(|source| StartupError::Bind { address, source })?.run())
+}
+
+/// Creates next months' partitions daily, so inserts never wait on DDL at month start.
+async fn keep_partitions_ahead(pool: PgPool, partitions: Arc<Partitions>, months_ahead: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
+    loop {
+        tick.tick().await;
+        if let Err(err) = partitions.ensure_ahead(&pool, months_ahead).await {
+            tracing::warn!(error = %err, "creating partitions ahead failed; will retry");
+        }
+    }
+}

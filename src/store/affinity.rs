@@ -1,0 +1,30 @@
+//! The affinity parameters stored beside the scores they produced.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::interest::AffinityModel;
+
+/// Makes the stored parameters equal the configured ones; when they differ, every score
+/// is recomputed from the event log (scores made with other weights are not comparable).
+/// Returns whether a rebuild ran.
+pub async fn sync_params(pool: &PgPool, model: &AffinityModel) -> Result<bool, sqlx::Error> {
+    let weights: Value = model.weights().iter().map(|(kind, w)| (kind.as_str().to_string(), Value::from(*w))).collect();
+    let mut tx = pool.begin().await?;
+    let (half_life, stored_weights): (f64, Value) =
+        sqlx::query_as("SELECT half_life_days, weights FROM affinity_params FOR UPDATE").fetch_one(&mut *tx).await?;
+    if (half_life - model.half_life_days()).abs() < 1e-12 && stored_weights == weights {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tracing::warn!(half_life, %stored_weights, new_half_life = model.half_life_days(), %weights,
+        "affinity parameters changed; rebuilding affinity from the event log");
+    sqlx::query("UPDATE affinity_params SET half_life_days = $1, weights = $2")
+        .bind(model.half_life_days())
+        .bind(&weights)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT rebuild_state_from_log()").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,95 @@
+//! Postgres: the pool, migrations, and one file of queries per aggregate.
+//!
+//! Queries are runtime-checked `sqlx::query_as`; every one is exercised by the
+//! integration tests against a real database (migrations/README.md).
+
+pub mod affinity;
+pub mod events;
+pub mod keys;
+pub mod partitions;
+pub mod people;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseSettings;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid DATABASE_URL")]
+    Url(#[source] sqlx::Error),
+    #[error("cannot reach Postgres at {target}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("applying migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
+    let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(StoreError::Url)?;
+    let timeout_ms = settings.statement_timeout_secs * 1000;
+    Ok(options.options([("statement_timeout", timeout_ms.to_string()), ("timezone", "UTC".to_string())]))
+}
+
+/// A lazily connecting pool: the service starts (and answers /healthz, /readyz) while
+/// Postgres is down, and requests get 503 until it is back.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        .connect_lazy_with(connect_options(settings)?))
+}
+
+/// Creates the database named in the URL when it does not exist yet.
+pub async fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), StoreError> {
+    let url = settings.url.expose_secret();
+    let target = redacted_target(url);
+    let exists = Postgres::database_exists(url).await.map_err(|source| StoreError::Connect { target: target.clone(), source })?;
+    if !exists {
+        tracing::info!(database = %target, "creating database");
+        Postgres::create_database(url).await.map_err(|source| StoreError::Connect { target, source })?;
+    }
+    Ok(())
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Whether every migration this binary knows has been applied.
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
+    Ok(applied.unwrap_or(0) >= latest)
+}
+
+/// host:port/db of a URL, without credentials, for logs and errors.
+pub fn redacted_target(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(options) => format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        ),
+        Err(_) => "<unparsable url>".to_string(),
+    }
+}
+
+/// Whether an error is a transient conflict that a retry of the transaction resolves.
+pub fn is_retryable(err: &sqlx::Error) -> bool {
+    matches!(
+        err.as_database_error().and_then(|db| db.code()).as_deref(),
+        Some("40P01") | Some("40001")
+    )
+}
