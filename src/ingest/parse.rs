@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -191,7 +191,10 @@ fn describe_shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> I
 fn parse_timestamp(value: &str, rules: &ValidationRules) -> Result<DateTime<Utc>, ItemError> {
     let at = DateTime::parse_from_rfc3339(value)
         .map_err(|err| ItemError::new("invalid_timestamp", format!("occurred_at {value:?} is not RFC 3339: {err}")))?
-        .with_timezone(&Utc);
+        .with_timezone(&Utc)
+        // Postgres keeps microseconds; comparing at finer precision would make a stored
+        // event look older than itself.
+        .trunc_subsecs(6);
     if at > rules.now + rules.max_future_skew {
         return Err(ItemError::new(
             "timestamp_in_future",

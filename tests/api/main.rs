@@ -1,0 +1,9 @@
+//! Black-box tests: the real app on a random port, its own database, real Postgres and Redis.
+
+mod auth;
+mod cache;
+mod cli;
+mod events;
+mod helpers;
+mod ops;
+mod people;
