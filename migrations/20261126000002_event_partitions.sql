@@ -20,7 +20,7 @@ $$;
 COMMENT ON FUNCTION ensure_event_partition IS 'Creates the monthly partition of engagement_events holding the given instant, if missing.';
 
 -- The canonical definition of current state and affinity as a function of the event log.
--- Ingest maintains the same values incrementally; this rebuilds them (parameter change,
+-- Ingest maintains the same rows incrementally; this rebuilds them (parameter change,
 -- audits; the crash test compares against it). Ties on occurred_at go to the larger
 -- event_id in byte order, as in the service.
 CREATE FUNCTION rebuild_state_from_log() RETURNS void LANGUAGE plpgsql AS $$
@@ -28,36 +28,24 @@ DECLARE
     p affinity_params;
 BEGIN
     SELECT * INTO p FROM affinity_params;
-    LOCK TABLE follows, likes, affinity IN EXCLUSIVE MODE;
+    LOCK TABLE follows, likes, affinity_activity IN EXCLUSIVE MODE;
     DELETE FROM follows;
     DELETE FROM likes;
-    DELETE FROM affinity;
+    DELETE FROM affinity_activity;
     INSERT INTO follows (user_id, influencer_id, active, weight, changed_at, changed_by_event)
     SELECT DISTINCT ON (user_id, influencer_id) user_id, influencer_id, kind = 'follow', weight, occurred_at, event_id
     FROM engagement_events WHERE kind IN ('follow', 'unfollow')
-    ORDER BY user_id, influencer_id, occurred_at DESC, event_id COLLATE "C" DESC;
+    ORDER BY user_id, influencer_id, occurred_at DESC, event_id DESC;
     INSERT INTO likes (user_id, influencer_id, post_id, active, weight, changed_at, changed_by_event)
     SELECT DISTINCT ON (user_id, influencer_id, coalesce(post_id, '')) user_id, influencer_id, coalesce(post_id, ''),
            kind = 'like', weight, occurred_at, event_id
     FROM engagement_events WHERE kind IN ('like', 'unlike')
-    ORDER BY user_id, influencer_id, coalesce(post_id, ''), occurred_at DESC, event_id COLLATE "C" DESC;
-    INSERT INTO affinity (user_id, influencer_id, score_ref)
-    SELECT user_id, influencer_id, sum(contribution) FROM (
-        SELECT user_id, influencer_id,
-               coalesce((p.weights ->> kind::text)::double precision, 0) * weight
-               * power(2.0, (extract(epoch FROM occurred_at) - 1577836800.0) / (p.half_life_days * 86400.0)) AS contribution
-        FROM engagement_events WHERE kind NOT IN ('like', 'unlike', 'follow', 'unfollow')
-        UNION ALL
-        SELECT user_id, influencer_id,
-               coalesce((p.weights ->> 'follow')::double precision, 0) * weight
-               * power(2.0, (extract(epoch FROM changed_at) - 1577836800.0) / (p.half_life_days * 86400.0))
-        FROM follows WHERE active
-        UNION ALL
-        SELECT user_id, influencer_id,
-               coalesce((p.weights ->> 'like')::double precision, 0) * weight
-               * power(2.0, (extract(epoch FROM changed_at) - 1577836800.0) / (p.half_life_days * 86400.0))
-        FROM likes WHERE active
-    ) c GROUP BY user_id, influencer_id HAVING sum(contribution) <> 0;
+    ORDER BY user_id, influencer_id, coalesce(post_id, ''), occurred_at DESC, event_id DESC;
+    INSERT INTO affinity_activity (user_id, influencer_id, score_ref)
+    SELECT user_id, influencer_id,
+           sum(coalesce((p.weights ->> kind::text)::double precision, 0) * weight * affinity_growth(occurred_at))
+    FROM engagement_events WHERE kind NOT IN ('like', 'unlike', 'follow', 'unfollow')
+    GROUP BY user_id, influencer_id;
 END
 $$;
-COMMENT ON FUNCTION rebuild_state_from_log IS 'Recomputes follows, likes and affinity from engagement_events with the stored affinity_params.';
+COMMENT ON FUNCTION rebuild_state_from_log IS 'Recomputes follows, likes and affinity_activity from engagement_events with the stored affinity_params.';

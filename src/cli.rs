@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "stylecast", version, about = "Personalized, influencer-style images from social engagement")]
+#[command(
+    name = "stylecast",
+    version,
+    about = "Personalized, influencer-style images from social engagement"
+)]
 pub struct Cli {
     /// Settings file (TOML) layered over the built-in defaults; env vars still win.
     #[arg(long, global = true, env = "STYLECAST_CONFIG")]

@@ -26,7 +26,10 @@ pub enum AppError {
     #[error("no route for this method and path")]
     NoRoute,
     #[error("{what} is unavailable; retry later")]
-    Unavailable { what: &'static str, retry_after_secs: u64 },
+    Unavailable {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
@@ -41,7 +44,10 @@ pub struct ErrorBody<'a> {
 
 impl AppError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> &'static str {
@@ -67,7 +73,10 @@ impl From<sqlx::Error> for AppError {
             // Postgres is down or saturated, which the client should retry.
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable { what: "database", retry_after_secs: 2 }
+                Self::Unavailable {
+                    what: "database",
+                    retry_after_secs: 2,
+                }
             }
             _ => Self::Database(err),
         }
@@ -78,7 +87,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -98,7 +109,9 @@ impl ResponseError for AppError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable { retry_after_secs, .. } => {
+            Self::Unavailable {
+                retry_after_secs, ..
+            } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::Unauthorized(_) => {
@@ -106,7 +119,10 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        response.json(ErrorBody { code: self.code(), message })
+        response.json(ErrorBody {
+            code: self.code(),
+            message,
+        })
     }
 }
 

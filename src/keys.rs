@@ -46,13 +46,20 @@ pub struct UnknownScope(String);
 impl FromStr for Scope {
     type Err = UnknownScope;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == s.trim()).ok_or_else(|| UnknownScope(s.to_string()))
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s.trim())
+            .ok_or_else(|| UnknownScope(s.to_string()))
     }
 }
 
 /// Parses "ingest,read" into scopes (sorted, distinct).
 pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, UnknownScope> {
-    let mut scopes = list.split(',').filter(|s| !s.trim().is_empty()).map(Scope::from_str).collect::<Result<Vec<_>, _>>()?;
+    let mut scopes = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(Scope::from_str)
+        .collect::<Result<Vec<_>, _>>()?;
     scopes.sort();
     scopes.dedup();
     Ok(scopes)
@@ -92,7 +99,10 @@ pub struct PresentedKey<'a> {
 pub fn parse_token(token: &str) -> Option<PresentedKey<'_>> {
     let rest = token.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    Some(PresentedKey { id: Uuid::parse_str(id).ok()?, secret })
+    Some(PresentedKey {
+        id: Uuid::parse_str(id).ok()?,
+        secret,
+    })
 }
 
 impl PresentedKey<'_> {
@@ -118,7 +128,9 @@ impl BootstrapKey {
     }
 
     pub fn matches(&self, token: &str) -> bool {
-        salted_hash(b"stylecast-bootstrap", token).ct_eq(&self.0).into()
+        salted_hash(b"stylecast-bootstrap", token)
+            .ct_eq(&self.0)
+            .into()
     }
 }
 
@@ -150,7 +162,10 @@ mod tests {
 
     #[test]
     fn scope_lists_parse_and_reject_unknown_names() {
-        assert_eq!(parse_scopes("read, ingest,read").ok(), Some(vec![Scope::Ingest, Scope::Read]));
+        assert_eq!(
+            parse_scopes("read, ingest,read").ok(),
+            Some(vec![Scope::Ingest, Scope::Read])
+        );
         assert!(parse_scopes("read,root").is_err());
     }
 

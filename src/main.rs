@@ -18,7 +18,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await.context("starting stylecast")?;
+    let app = Application::build(settings)
+        .await
+        .context("starting stylecast")?;
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
@@ -33,7 +35,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the server");
@@ -54,7 +58,10 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     store::create_database_if_missing(&settings.database).await?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
-    println!("migrations applied to {}", store::redacted_target(secrecy::ExposeSecret::expose_secret(&settings.database.url)));
+    println!(
+        "migrations applied to {}",
+        store::redacted_target(secrecy::ExposeSecret::expose_secret(&settings.database.url))
+    );
     Ok(())
 }
 
@@ -69,13 +76,25 @@ async fn manage_keys(settings: &Settings, command: KeysCommand) -> anyhow::Resul
             let key = keys::generate();
             store::keys::insert(&pool, &key, &name, &scopes).await?;
             let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-            eprintln!("created key {} ({name}) with scopes {}; it is shown only once:", key.id, names.join(","));
+            eprintln!(
+                "created key {} ({name}) with scopes {}; it is shown only once:",
+                key.id,
+                names.join(",")
+            );
             println!("{}", key.token);
         }
         KeysCommand::List => {
             for key in store::keys::list(&pool).await? {
-                let state = key.revoked_at.map_or("active".to_string(), |at| format!("revoked {at}"));
-                println!("{}  {:<24} {:<32} {}  {state}", key.id, key.name, key.scopes.join(","), key.created_at);
+                let state = key
+                    .revoked_at
+                    .map_or("active".to_string(), |at| format!("revoked {at}"));
+                println!(
+                    "{}  {:<24} {:<32} {}  {state}",
+                    key.id,
+                    key.name,
+                    key.scopes.join(","),
+                    key.created_at
+                );
             }
         }
         KeysCommand::Revoke { id } => {

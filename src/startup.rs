@@ -36,7 +36,10 @@ pub enum StartupError {
     #[error(transparent)]
     Cache(#[from] crate::cache::InvalidRedisUrl),
     #[error("binding {address}")]
-    Bind { address: String, source: std::io::Error },
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
@@ -52,7 +55,9 @@ impl Application {
         let pool = store::pool(&settings.database)?;
         store::migrate(&pool).await?;
         let model = AffinityModel::new(&settings.affinity);
-        store::affinity::sync_params(&pool, &model).await.map_err(store::StoreError::from)?;
+        store::affinity::sync_params(&pool, &model)
+            .await
+            .map_err(store::StoreError::from)?;
         let partitions = Arc::new(Partitions::default());
         partitions
             .ensure_ahead(&pool, settings.database.partition_months_ahead)
@@ -65,20 +70,44 @@ impl Application {
 
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            ingestor: Ingestor::new(pool.clone(), model.clone(), partitions.clone(), settings.ingest.clone()),
+            ingestor: Ingestor::new(
+                pool.clone(),
+                model.clone(),
+                partitions.clone(),
+                settings.ingest.clone(),
+            ),
             model,
             cache: Cache::new(&settings.redis)?,
-            bootstrap_key: settings.auth.admin_key.as_ref().map(|key| BootstrapKey::new(key.expose_secret())),
+            bootstrap_key: settings
+                .auth
+                .admin_key
+                .as_ref()
+                .map(|key| BootstrapKey::new(key.expose_secret())),
             onnx: settings.onnx.clone(),
         });
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind { address: address.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?.port();
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
         let server = serve(listener, state, &settings)?;
-        let maintenance = tokio::spawn(keep_partitions_ahead(pool.clone(), partitions, settings.database.partition_months_ahead));
+        let maintenance = tokio::spawn(keep_partitions_ahead(
+            pool.clone(),
+            partitions,
+            settings.database.partition_months_ahead,
+        ));
         tracing::info!(port, "stylecast listening");
-        Ok(Self { port, server, pool, maintenance })
+        Ok(Self {
+            port,
+            server,
+            pool,
+            maintenance,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -98,7 +127,11 @@ impl Application {
     }
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> Result<Server, StartupError> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> Result<Server, StartupError> {
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::telemetry::record_metrics))
@@ -112,8 +145,14 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    Ok(server.listen(listener).map_err(|source| StartupError::Bind { address, source })?.run())
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Ok(server
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { address, source })?
+        .run())
 }
 
 /// Creates next months' partitions daily, so inserts never wait on DDL at month start.

@@ -74,7 +74,13 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Option<Bytes> {
         let key = self.key(key);
         if let Some(redis) = &self.redis {
-            match redis.run(|mut conn, k| async move { conn.get::<_, Option<Vec<u8>>>(k).await }, key.clone()).await {
+            match redis
+                .run(
+                    |mut conn, k| async move { conn.get::<_, Option<Vec<u8>>>(k).await },
+                    key.clone(),
+                )
+                .await
+            {
                 Some(Ok(value)) => return value.map(Bytes::from),
                 Some(Err(err)) => redis.mark_unhealthy(&err),
                 None => {}
@@ -89,7 +95,12 @@ impl Cache {
         if let Some(redis) = &self.redis {
             let seconds = ttl.as_secs().max(1);
             let result = redis
-                .run(|mut conn, k| async move { conn.set_ex::<_, _, ()>(k, value.to_vec(), seconds).await }, key)
+                .run(
+                    |mut conn, k| async move {
+                        conn.set_ex::<_, _, ()>(k, value.to_vec(), seconds).await
+                    },
+                    key,
+                )
                 .await;
             if let Some(Err(err)) = result {
                 redis.mark_unhealthy(&err);
@@ -101,7 +112,10 @@ impl Cache {
         let key = self.key(key);
         self.memory.invalidate(&key).await;
         if let Some(redis) = &self.redis {
-            if let Some(Err(err)) = redis.run(|mut conn, k| async move { conn.del::<_, ()>(k).await }, key).await {
+            if let Some(Err(err)) = redis
+                .run(|mut conn, k| async move { conn.del::<_, ()>(k).await }, key)
+                .await
+            {
                 redis.mark_unhealthy(&err);
             }
         }
@@ -109,10 +123,18 @@ impl Cache {
 
     /// Probes Redis now and says which cache serves.
     pub async fn live_kind(&self) -> CacheKind {
-        let Some(redis) = &self.redis else { return CacheKind::Memory };
-        let pong = redis
-            .run(|mut conn, _| async move { redis::cmd("PING").query_async::<String>(&mut conn).await }, ())
-            .await;
+        let Some(redis) = &self.redis else {
+            return CacheKind::Memory;
+        };
+        let pong =
+            redis
+                .run(
+                    |mut conn, _| async move {
+                        redis::cmd("PING").query_async::<String>(&mut conn).await
+                    },
+                    (),
+                )
+                .await;
         match pong {
             Some(Ok(_)) => CacheKind::Redis,
             Some(Err(err)) => {
@@ -134,7 +156,10 @@ impl RedisBackend {
         let conn = self.connection().await?;
         let outcome = match tokio::time::timeout(self.timeout, command(conn, arg)).await {
             Ok(result) => result,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis timed out"))),
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis timed out",
+            ))),
         };
         if outcome.is_ok() && !self.healthy.swap(true, Ordering::Relaxed) {
             tracing::info!("redis cache is serving");
@@ -154,7 +179,12 @@ impl RedisBackend {
             }
             *last = Some(Instant::now());
         }
-        match tokio::time::timeout(self.timeout * 4, ConnectionManager::new(self.client.clone())).await {
+        match tokio::time::timeout(
+            self.timeout * 4,
+            ConnectionManager::new(self.client.clone()),
+        )
+        .await
+        {
             Ok(Ok(conn)) => {
                 *slot = Some(conn.clone());
                 Some(conn)

@@ -36,7 +36,8 @@ impl FromRequest for Principal {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
+            let state =
+                state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
             authenticate(&state, token?.as_str()).await
         })
     }
@@ -46,18 +47,31 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or(AppError::Unauthorized("missing Authorization: Bearer <key> header"))?;
-    let value = value.to_str().map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
+        .ok_or(AppError::Unauthorized(
+            "missing Authorization: Bearer <key> header",
+        ))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(AppError::Unauthorized("Authorization must use the Bearer scheme"))?;
+        .ok_or(AppError::Unauthorized(
+            "Authorization must use the Bearer scheme",
+        ))?;
     Ok(token.trim().to_string())
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppError> {
-    if state.bootstrap_key.as_ref().is_some_and(|key| key.matches(token)) {
-        return Ok(Principal { name: "bootstrap-admin".into(), scopes: Scope::ALL.to_vec() });
+    if state
+        .bootstrap_key
+        .as_ref()
+        .is_some_and(|key| key.matches(token))
+    {
+        return Ok(Principal {
+            name: "bootstrap-admin".into(),
+            scopes: Scope::ALL.to_vec(),
+        });
     }
     let presented = keys::parse_token(token).ok_or(AppError::Unauthorized("invalid API key"))?;
     let stored = store::keys::find_active(&state.pool, presented.id)
@@ -66,6 +80,13 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppErr
     if !presented.matches(&stored.salt, &stored.secret_hash) {
         return Err(AppError::Unauthorized("invalid API key"));
     }
-    let scopes = stored.scopes.iter().filter_map(|s| s.parse().ok()).collect();
-    Ok(Principal { name: stored.name, scopes })
+    let scopes = stored
+        .scopes
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    Ok(Principal {
+        name: stored.name,
+        scopes,
+    })
 }

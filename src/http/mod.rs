@@ -13,21 +13,28 @@ use crate::error::AppError;
 
 /// Mounts every route; also used by the tests through `startup`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().error_handler(|err, _| {
-        AppError::bad_request("malformed_json", err.to_string()).into()
-    }))
-    .app_data(web::QueryConfig::default().error_handler(|err, _| {
-        AppError::bad_request("invalid_query", err.to_string()).into()
-    }))
-    .app_data(web::PathConfig::default().error_handler(|err, _| {
-        AppError::bad_request("invalid_path", err.to_string()).into()
-    }))
+    cfg.app_data(
+        web::JsonConfig::default().error_handler(|err, _| {
+            AppError::bad_request("malformed_json", err.to_string()).into()
+        }),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| AppError::bad_request("invalid_query", err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| AppError::bad_request("invalid_path", err.to_string()).into()),
+    )
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
     .route("/v1/events", web::post().to(events::post_events))
     .route("/v1/users/{user}", web::get().to(people::get_user))
-    .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer));
+    .route(
+        "/v1/influencers/{influencer}",
+        web::get().to(people::get_influencer),
+    );
 }
 
 pub async fn no_route() -> Result<HttpResponse, AppError> {

@@ -42,22 +42,42 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if readiness.ready {
         HttpResponse::Ok().json(readiness)
     } else {
-        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "2")).json(readiness)
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "2"))
+            .json(readiness)
     }
 }
 
 async fn database_status(state: &AppState) -> DatabaseStatus {
-    let probe = tokio::time::timeout(Duration::from_secs(2), store::migrations_applied(&state.pool)).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(2),
+        store::migrations_applied(&state.pool),
+    )
+    .await;
     match probe {
-        Ok(Ok(applied)) => DatabaseStatus { reachable: true, migrations_applied: applied, error: None },
-        Ok(Err(err)) => DatabaseStatus { reachable: false, migrations_applied: false, error: Some(err.to_string()) },
-        Err(_) => DatabaseStatus { reachable: false, migrations_applied: false, error: Some("timed out after 2s".into()) },
+        Ok(Ok(applied)) => DatabaseStatus {
+            reachable: true,
+            migrations_applied: applied,
+            error: None,
+        },
+        Ok(Err(err)) => DatabaseStatus {
+            reachable: false,
+            migrations_applied: false,
+            error: Some(err.to_string()),
+        },
+        Err(_) => DatabaseStatus {
+            reachable: false,
+            migrations_applied: false,
+            error: Some("timed out after 2s".into()),
+        },
     }
 }
 
 pub async fn metrics() -> HttpResponse {
     match crate::telemetry::prometheus() {
-        Some(handle) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render()),
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render()),
         None => HttpResponse::ServiceUnavailable().json(serde_json::json!({
             "code": "unavailable", "message": "metrics recorder could not be installed"
         })),

@@ -18,7 +18,10 @@ impl TopQuery {
     fn limit(&self) -> Result<i64, AppError> {
         match self.top.unwrap_or(10) {
             n @ 1..=100 => Ok(n),
-            n => Err(AppError::bad_request("invalid_query", format!("top must be within 1..=100, got {n}"))),
+            n => Err(AppError::bad_request(
+                "invalid_query",
+                format!("top must be within 1..=100, got {n}"),
+            )),
         }
     }
 }
@@ -51,8 +54,9 @@ pub async fn get_influencer(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Read)?;
     let influencer = InfluencerRef::parse(path.into_inner()).map_err(invalid_id)?;
-    let summary = people::influencer_summary(&state.pool, &state.model, &influencer, query.limit()?)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("influencer {influencer:?}")))?;
+    let summary =
+        people::influencer_summary(&state.pool, &state.model, &influencer, query.limit()?)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("influencer {influencer:?}")))?;
     Ok(HttpResponse::Ok().json(summary))
 }

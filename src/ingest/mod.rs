@@ -20,8 +20,9 @@ pub use parse::{BatchFormat, Rejection, ValidationRules};
 use crate::config::IngestSettings;
 use crate::error::AppError;
 use crate::interest::AffinityModel;
-use crate::store::events::{self as store_events, People};
+use crate::store::events as store_events;
 use crate::store::partitions::{Month, Partitions};
+use crate::store::people_ids::{People, PeopleIds};
 use state::{BatchEffects, ResolvedEvent};
 
 /// The answer to one batch.
@@ -36,12 +37,24 @@ pub struct Ingestor {
     pool: PgPool,
     model: AffinityModel,
     partitions: Arc<Partitions>,
+    people: PeopleIds,
     settings: IngestSettings,
 }
 
 impl Ingestor {
-    pub fn new(pool: PgPool, model: AffinityModel, partitions: Arc<Partitions>, settings: IngestSettings) -> Self {
-        Self { pool, model, partitions, settings }
+    pub fn new(
+        pool: PgPool,
+        model: AffinityModel,
+        partitions: Arc<Partitions>,
+        settings: IngestSettings,
+    ) -> Self {
+        Self {
+            pool,
+            model,
+            partitions,
+            people: PeopleIds::new(settings.people_cache_capacity),
+            settings,
+        }
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -62,15 +75,22 @@ impl Ingestor {
             .map_err(|err| AppError::Internal(format!("parser task failed: {err}")))??;
 
         let (candidates, in_batch_duplicates) = first_occurrences(parsed.events);
-        let accepted = if candidates.is_empty() { 0 } else { self.write(&candidates).await? };
+        let accepted = if candidates.is_empty() {
+            0
+        } else {
+            self.write(&candidates).await?
+        };
         let report = IngestReport {
             accepted,
             duplicates: in_batch_duplicates + candidates.len() - accepted,
             rejected: parsed.rejected,
         };
-        metrics::counter!("stylecast_events_total", "outcome" => "accepted").increment(report.accepted as u64);
-        metrics::counter!("stylecast_events_total", "outcome" => "duplicate").increment(report.duplicates as u64);
-        metrics::counter!("stylecast_events_total", "outcome" => "rejected").increment(report.rejected.len() as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "accepted")
+            .increment(report.accepted as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "duplicate")
+            .increment(report.duplicates as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "rejected")
+            .increment(report.rejected.len() as u64);
         Ok(report)
     }
 
@@ -81,7 +101,9 @@ impl Ingestor {
         loop {
             match self.write_once(events).await {
                 Ok(accepted) => return Ok(accepted),
-                Err(err) if crate::store::is_retryable(&err) && attempt < self.settings.max_attempts => {
+                Err(err)
+                    if crate::store::is_retryable(&err) && attempt < self.settings.max_attempts =>
+                {
                     tracing::debug!(attempt, error = %err, "retrying batch after a transient conflict");
                     attempt += 1;
                 }
@@ -91,18 +113,32 @@ impl Ingestor {
     }
 
     async fn write_once(&self, events: &[Event]) -> Result<usize, sqlx::Error> {
+        let users = self
+            .people
+            .resolve(
+                &self.pool,
+                People::Users,
+                events.iter().map(|e| e.user.as_str()),
+            )
+            .await?;
+        let influencers = self
+            .people
+            .resolve(
+                &self.pool,
+                People::Influencers,
+                events.iter().map(|e| e.influencer.as_str()),
+            )
+            .await?;
         let mut tx = self.pool.begin().await?;
-        let user_ids = distinct_sorted(events.iter().map(|e| e.user.as_str()));
-        let influencer_ids = distinct_sorted(events.iter().map(|e| e.influencer.as_str()));
-        let users = store_events::resolve_people(&mut tx, People::Users, &user_ids).await?;
-        let influencers = store_events::resolve_people(&mut tx, People::Influencers, &influencer_ids).await?;
-
         let mut resolved = Vec::with_capacity(events.len());
         for event in events {
-            let (Some(&user_id), Some(&influencer_id)) =
-                (users.get(event.user.as_str()), influencers.get(event.influencer.as_str()))
-            else {
-                return Err(sqlx::Error::Protocol("an external id did not resolve".into()));
+            let (Some(&user_id), Some(&influencer_id)) = (
+                users.get(event.user.as_str()),
+                influencers.get(event.influencer.as_str()),
+            ) else {
+                return Err(sqlx::Error::Protocol(
+                    "an external id did not resolve".into(),
+                ));
             };
             resolved.push(ResolvedEvent {
                 event_id: event.event_id.as_str().to_string(),
@@ -116,19 +152,16 @@ impl Ingestor {
         }
         resolved.sort_by(|a, b| a.event_id.cmp(&b.event_id));
 
-        let fresh_ids: HashSet<String> = store_events::insert_new_events(&mut tx, &resolved).await?.into_iter().collect();
+        let fresh_ids: HashSet<String> = store_events::insert_new_events(&mut tx, &resolved)
+            .await?
+            .into_iter()
+            .collect();
         let fresh = resolved.iter().filter(|e| fresh_ids.contains(&e.event_id));
-        let mut effects = BatchEffects::collect(fresh, &self.model);
+        let effects = BatchEffects::collect(fresh, &self.model);
         for toggle in [Toggle::Follow, Toggle::Like] {
-            let keys: Vec<_> = effects.toggles(toggle).keys().collect();
-            if keys.is_empty() {
-                continue;
-            }
-            let stored = store_events::lock_toggles(&mut tx, toggle, &keys).await?;
-            let writes = effects.resolve_toggles(toggle, &stored, &self.model);
-            store_events::write_toggles(&mut tx, toggle, &writes).await?;
+            store_events::upsert_toggles(&mut tx, toggle, effects.toggles(toggle)).await?;
         }
-        store_events::add_affinity(&mut tx, &effects.affinity).await?;
+        store_events::add_activity(&mut tx, &effects.activity).await?;
         tx.commit().await?;
         Ok(fresh_ids.len())
     }
@@ -147,8 +180,4 @@ fn first_occurrences(events: Vec<(usize, Event)>) -> (Vec<Event>, usize) {
         }
     }
     (unique, repeats)
-}
-
-fn distinct_sorted<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
-    ids.collect::<BTreeSet<_>>().into_iter().map(str::to_string).collect()
 }

@@ -22,13 +22,21 @@ pub enum BatchFormat {
 impl BatchFormat {
     /// From a Content-Type value; absent means JSON.
     pub fn from_content_type(content_type: Option<&str>) -> Result<Self, AppError> {
-        let Some(value) = content_type else { return Ok(Self::JsonArray) };
-        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some(value) = content_type else {
+            return Ok(Self::JsonArray);
+        };
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" => Ok(Self::JsonArray),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-                Ok(Self::Ndjson)
-            }
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines" => Ok(Self::Ndjson),
             _ => Err(AppError::UnsupportedMediaType(value.to_string())),
         }
     }
@@ -77,7 +85,11 @@ struct RawEvent<'a> {
     weight: Option<f64>,
 }
 
-pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
+pub fn parse_batch(
+    body: &[u8],
+    format: BatchFormat,
+    rules: &ValidationRules,
+) -> Result<ParsedBatch, AppError> {
     match format {
         BatchFormat::JsonArray => parse_json_array(body, rules),
         BatchFormat::Ndjson => parse_ndjson(body, rules),
@@ -86,10 +98,20 @@ pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) ->
 
 fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
     let text = std::str::from_utf8(body).map_err(|err| {
-        AppError::bad_request("invalid_utf8", format!("body is not UTF-8 (first bad byte at offset {})", err.valid_up_to()))
+        AppError::bad_request(
+            "invalid_utf8",
+            format!(
+                "body is not UTF-8 (first bad byte at offset {})",
+                err.valid_up_to()
+            ),
+        )
     })?;
     let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|err| {
-        let code = if err.is_data() { "expected_array" } else { "malformed_json" };
+        let code = if err.is_data() {
+            "expected_array"
+        } else {
+            "malformed_json"
+        };
         AppError::bad_request(code, format!("body must be a JSON array of events: {err}"))
     })?;
     check_count(items.len(), rules)?;
@@ -118,7 +140,10 @@ fn parse_ndjson(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, App
 
 fn check_count(count: usize, rules: &ValidationRules) -> Result<(), AppError> {
     if count > rules.max_events {
-        return Err(AppError::TooManyEvents { count, limit: rules.max_events });
+        return Err(AppError::TooManyEvents {
+            count,
+            limit: rules.max_events,
+        });
     }
     Ok(())
 }
@@ -127,7 +152,11 @@ impl ParsedBatch {
     fn push(&mut self, index: usize, item: Result<Event, ItemError>) {
         match item {
             Ok(event) => self.events.push((index, event)),
-            Err(err) => self.rejected.push(Rejection { index, code: err.code, message: err.message }),
+            Err(err) => self.rejected.push(Rejection {
+                index,
+                code: err.code,
+                message: err.message,
+            }),
         }
     }
 }
@@ -139,7 +168,10 @@ struct ItemError {
 
 impl ItemError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -151,16 +183,27 @@ impl From<IdError> for ItemError {
 
 fn validate_item(json: &str, rules: &ValidationRules) -> Result<Event, ItemError> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let raw: RawEvent<'_> = serde_path_to_error::deserialize(&mut deserializer).map_err(describe_shape_error)?;
-    deserializer
-        .end()
-        .map_err(|err| ItemError::new("malformed_json", format!("trailing data after the event: {err}")))?;
-    let kind: EventKind = raw.kind.parse().map_err(|err: super::event::UnknownKind| ItemError::new("unknown_kind", err.to_string()))?;
+    let raw: RawEvent<'_> =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(describe_shape_error)?;
+    deserializer.end().map_err(|err| {
+        ItemError::new(
+            "malformed_json",
+            format!("trailing data after the event: {err}"),
+        )
+    })?;
+    let kind: EventKind = raw.kind.parse().map_err(|err: super::event::UnknownKind| {
+        ItemError::new("unknown_kind", err.to_string())
+    })?;
     let occurred_at = parse_timestamp(&raw.occurred_at, rules)?;
     let weight = match raw.weight {
         None => 1.0,
         Some(w) if w.is_finite() && w > 0.0 && w <= 1000.0 => w as f32,
-        Some(w) => return Err(ItemError::new("invalid_weight", format!("weight {w} is outside (0, 1000]"))),
+        Some(w) => {
+            return Err(ItemError::new(
+                "invalid_weight",
+                format!("weight {w} is outside (0, 1000]"),
+            ))
+        }
     };
     Ok(Event {
         event_id: EventId::parse(raw.event_id)?,
@@ -182,7 +225,10 @@ fn describe_shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> I
     } else if inner.is_syntax() || inner.is_eof() {
         ItemError::new("malformed_json", text)
     } else if path == "." {
-        ItemError::new("invalid_event", format!("an event must be a JSON object: {text}"))
+        ItemError::new(
+            "invalid_event",
+            format!("an event must be a JSON object: {text}"),
+        )
     } else {
         ItemError::new("invalid_type", format!("{path}: {text}"))
     }
@@ -190,7 +236,12 @@ fn describe_shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> I
 
 fn parse_timestamp(value: &str, rules: &ValidationRules) -> Result<DateTime<Utc>, ItemError> {
     let at = DateTime::parse_from_rfc3339(value)
-        .map_err(|err| ItemError::new("invalid_timestamp", format!("occurred_at {value:?} is not RFC 3339: {err}")))?
+        .map_err(|err| {
+            ItemError::new(
+                "invalid_timestamp",
+                format!("occurred_at {value:?} is not RFC 3339: {err}"),
+            )
+        })?
         .with_timezone(&Utc)
         // Postgres keeps microseconds; comparing at finer precision would make a stored
         // event look older than itself.
@@ -198,13 +249,19 @@ fn parse_timestamp(value: &str, rules: &ValidationRules) -> Result<DateTime<Utc>
     if at > rules.now + rules.max_future_skew {
         return Err(ItemError::new(
             "timestamp_in_future",
-            format!("occurred_at {value} is more than {}s ahead of server time", rules.max_future_skew.num_seconds()),
+            format!(
+                "occurred_at {value} is more than {}s ahead of server time",
+                rules.max_future_skew.num_seconds()
+            ),
         ));
     }
     if at < rules.min_occurred_at {
         return Err(ItemError::new(
             "timestamp_too_old",
-            format!("occurred_at {value} is before {}", rules.min_occurred_at.to_rfc3339()),
+            format!(
+                "occurred_at {value} is before {}",
+                rules.min_occurred_at.to_rfc3339()
+            ),
         ));
     }
     Ok(at)
@@ -239,7 +296,11 @@ mod tests {
         assert_eq!(batch.events.len(), 1);
         assert_eq!(codes(&batch), ["invalid_type", "unknown_kind"]);
         assert_eq!(batch.rejected[0].index, 1);
-        assert!(batch.rejected[0].message.contains("user"), "{}", batch.rejected[0].message);
+        assert!(
+            batch.rejected[0].message.contains("user"),
+            "{}",
+            batch.rejected[0].message
+        );
     }
 
     #[test]
@@ -249,12 +310,22 @@ mod tests {
         let bad = GOOD.replace("2026-11-26T10:00:00Z", "yesterday");
         let body = format!("[{future},{old},{bad}]");
         let batch = parse_batch(body.as_bytes(), BatchFormat::JsonArray, &rules()).expect("parses");
-        assert_eq!(codes(&batch), ["timestamp_in_future", "timestamp_too_old", "invalid_timestamp"]);
+        assert_eq!(
+            codes(&batch),
+            [
+                "timestamp_in_future",
+                "timestamp_too_old",
+                "invalid_timestamp"
+            ]
+        );
     }
 
     #[test]
     fn ndjson_rejects_bad_lines_and_skips_blank_ones() {
-        let body = format!("{GOOD}\n\n{{not json\n\u{20}\n{}\n", GOOD.replace("e1", "e2"));
+        let body = format!(
+            "{GOOD}\n\n{{not json\n\u{20}\n{}\n",
+            GOOD.replace("e1", "e2")
+        );
         let batch = parse_batch(body.as_bytes(), BatchFormat::Ndjson, &rules()).expect("parses");
         assert_eq!(batch.events.len(), 2);
         assert_eq!(batch.events[1].0, 2);
@@ -283,7 +354,10 @@ mod tests {
 
     #[test]
     fn content_types_choose_the_framing() {
-        assert_eq!(BatchFormat::from_content_type(None).ok(), Some(BatchFormat::JsonArray));
+        assert_eq!(
+            BatchFormat::from_content_type(None).ok(),
+            Some(BatchFormat::JsonArray)
+        );
         assert_eq!(
             BatchFormat::from_content_type(Some("application/x-ndjson; charset=utf-8")).ok(),
             Some(BatchFormat::Ndjson)

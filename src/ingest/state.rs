@@ -1,8 +1,10 @@
 //! What a batch of new events does to current state and affinity — pure, no I/O.
 //!
 //! A toggle (follow/like) row changes only when the incoming event is newer than the
-//! event that set it, by (occurred_at, event_id) — so state never depends on arrival
-//! order — and the affinity delta is the new row's contribution minus the old one's.
+//! event that set it, by (occurred_at, event_id), so state never depends on arrival order;
+//! within a batch that reduces to the newest event per row (the database applies the same
+//! rule against the stored row). Active toggles contribute to affinity through the
+//! `affinity` view; the other kinds add to `affinity_activity`.
 
 use std::collections::BTreeMap;
 
@@ -41,18 +43,8 @@ pub struct ToggleState {
 
 impl ToggleState {
     fn is_newer_than(&self, other: &ToggleState) -> bool {
-        (self.changed_at, self.changed_by_event.as_str()) > (other.changed_at, other.changed_by_event.as_str())
-    }
-
-    fn contribution(&self, toggle: Toggle, model: &AffinityModel) -> f64 {
-        if !self.active {
-            return 0.0;
-        }
-        let kind = match toggle {
-            Toggle::Follow => EventKind::Follow,
-            Toggle::Like => EventKind::Like,
-        };
-        model.contribution(kind, self.weight, self.changed_at)
+        (self.changed_at, self.changed_by_event.as_str())
+            > (other.changed_at, other.changed_by_event.as_str())
     }
 }
 
@@ -61,11 +53,14 @@ impl ToggleState {
 pub struct BatchEffects {
     pub follows: BTreeMap<ToggleKey, ToggleState>,
     pub likes: BTreeMap<ToggleKey, ToggleState>,
-    pub affinity: BTreeMap<(i64, i64), f64>,
+    pub activity: BTreeMap<(i64, i64), f64>,
 }
 
 impl BatchEffects {
-    pub fn collect<'a>(events: impl IntoIterator<Item = &'a ResolvedEvent>, model: &AffinityModel) -> Self {
+    pub fn collect<'a>(
+        events: impl IntoIterator<Item = &'a ResolvedEvent>,
+        model: &AffinityModel,
+    ) -> Self {
         let mut effects = Self::default();
         for event in events {
             match event.kind.toggle() {
@@ -94,7 +89,12 @@ impl BatchEffects {
                 }
                 None => {
                     let delta = model.contribution(event.kind, event.weight, event.occurred_at);
-                    effects.add_affinity(event.user_id, event.influencer_id, delta);
+                    if delta != 0.0 {
+                        *effects
+                            .activity
+                            .entry((event.user_id, event.influencer_id))
+                            .or_insert(0.0) += delta;
+                    }
                 }
             }
         }
@@ -114,37 +114,6 @@ impl BatchEffects {
             Toggle::Like => &mut self.likes,
         }
     }
-
-    fn add_affinity(&mut self, user_id: i64, influencer_id: i64, delta: f64) {
-        if delta != 0.0 {
-            *self.affinity.entry((user_id, influencer_id)).or_insert(0.0) += delta;
-        }
-    }
-
-    /// Merges the stored rows (locked by the caller) with the incoming ones: returns the
-    /// rows to write and adds the affinity each change causes.
-    pub fn resolve_toggles(
-        &mut self,
-        toggle: Toggle,
-        stored: &BTreeMap<ToggleKey, ToggleState>,
-        model: &AffinityModel,
-    ) -> Vec<(ToggleKey, ToggleState)> {
-        let mut writes = Vec::new();
-        let mut deltas = Vec::new();
-        for (key, incoming) in self.toggles(toggle) {
-            let old = stored.get(key);
-            if old.is_some_and(|old| !incoming.is_newer_than(old)) {
-                continue;
-            }
-            let old_contribution = old.map_or(0.0, |old| old.contribution(toggle, model));
-            deltas.push((key.user_id, key.influencer_id, incoming.contribution(toggle, model) - old_contribution));
-            writes.push((key.clone(), incoming.clone()));
-        }
-        for (user_id, influencer_id, delta) in deltas {
-            self.add_affinity(user_id, influencer_id, delta);
-        }
-        writes
-    }
 }
 
 #[cfg(test)]
@@ -153,8 +122,17 @@ mod tests {
     use crate::config::AffinitySettings;
 
     fn model() -> AffinityModel {
-        let weights = [(EventKind::Like, 1.0), (EventKind::Follow, 5.0), (EventKind::Share, 3.0)].into_iter().collect();
-        AffinityModel::new(&AffinitySettings { half_life_days: 30.0, weights })
+        let weights = [
+            (EventKind::Like, 1.0),
+            (EventKind::Follow, 5.0),
+            (EventKind::Share, 3.0),
+        ]
+        .into_iter()
+        .collect();
+        AffinityModel::new(&AffinitySettings {
+            half_life_days: 30.0,
+            weights,
+        })
     }
 
     fn event(id: &str, kind: EventKind, at: &str) -> ResolvedEvent {
@@ -170,49 +148,24 @@ mod tests {
     }
 
     #[test]
+    fn toggles_add_no_activity() {
+        let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
+        assert!(BatchEffects::collect([&follow], &model())
+            .activity
+            .is_empty());
+    }
+
+    #[test]
     fn the_newest_toggle_in_a_batch_wins_whatever_the_order() {
         let unfollow = event("b", EventKind::Unfollow, "2026-05-02T00:00:00Z");
         let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
         let effects = BatchEffects::collect([&unfollow, &follow], &model());
-        let key = ToggleKey { user_id: 1, influencer_id: 2, post_id: String::new() };
+        let key = ToggleKey {
+            user_id: 1,
+            influencer_id: 2,
+            post_id: String::new(),
+        };
         assert_eq!(effects.follows.get(&key).map(|s| s.active), Some(false));
-    }
-
-    #[test]
-    fn unfollow_removes_exactly_what_the_follow_added() {
-        let model = model();
-        let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
-        let mut first = BatchEffects::collect([&follow], &model);
-        let writes = first.resolve_toggles(Toggle::Follow, &BTreeMap::new(), &model);
-        let added = first.affinity[&(1, 2)];
-        assert!(added > 0.0);
-
-        let stored: BTreeMap<_, _> = writes.into_iter().collect();
-        let unfollow = event("b", EventKind::Unfollow, "2026-06-01T00:00:00Z");
-        let mut second = BatchEffects::collect([&unfollow], &model);
-        second.resolve_toggles(Toggle::Follow, &stored, &model);
-        assert_eq!(second.affinity[&(1, 2)], -added);
-    }
-
-    #[test]
-    fn an_older_toggle_than_the_stored_one_changes_nothing() {
-        let model = model();
-        let key = ToggleKey { user_id: 1, influencer_id: 2, post_id: String::new() };
-        let stored: BTreeMap<_, _> = [(
-            key,
-            ToggleState {
-                active: true,
-                weight: 1.0,
-                changed_at: "2026-06-01T00:00:00Z".parse().expect("valid"),
-                changed_by_event: "z".into(),
-            },
-        )]
-        .into_iter()
-        .collect();
-        let late_unfollow = event("b", EventKind::Unfollow, "2026-05-01T00:00:00Z");
-        let mut effects = BatchEffects::collect([&late_unfollow], &model);
-        assert!(effects.resolve_toggles(Toggle::Follow, &stored, &model).is_empty());
-        assert!(effects.affinity.is_empty());
     }
 
     #[test]
@@ -222,6 +175,6 @@ mod tests {
         let b = event("b", EventKind::Share, "2026-05-01T00:00:00Z");
         let effects = BatchEffects::collect([&a, &b], &model);
         let one = model.contribution(EventKind::Share, 1.0, a.occurred_at);
-        assert_eq!(effects.affinity[&(1, 2)], 2.0 * one);
+        assert_eq!(effects.activity[&(1, 2)], 2.0 * one);
     }
 }

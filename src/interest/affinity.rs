@@ -25,7 +25,10 @@ pub struct AffinityModel {
 
 impl AffinityModel {
     pub fn new(settings: &AffinitySettings) -> Self {
-        Self { half_life_secs: settings.half_life_days * 86_400.0, weights: settings.weights.clone() }
+        Self {
+            half_life_secs: settings.half_life_days * 86_400.0,
+            weights: settings.weights.clone(),
+        }
     }
 
     pub fn half_life_days(&self) -> f64 {
@@ -63,8 +66,17 @@ mod tests {
     use chrono::Duration;
 
     fn model() -> AffinityModel {
-        let weights = [(EventKind::Like, 1.0), (EventKind::Follow, 5.0), (EventKind::View, 0.1)].into_iter().collect();
-        AffinityModel::new(&AffinitySettings { half_life_days: 30.0, weights })
+        let weights = [
+            (EventKind::Like, 1.0),
+            (EventKind::Follow, 5.0),
+            (EventKind::View, 0.1),
+        ]
+        .into_iter()
+        .collect();
+        AffinityModel::new(&AffinitySettings {
+            half_life_days: 30.0,
+            weights,
+        })
     }
 
     #[test]
@@ -82,7 +94,8 @@ mod tests {
         let model = model();
         let a: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
         let b = a + Duration::days(15);
-        let total = model.contribution(EventKind::Like, 2.0, a) + model.contribution(EventKind::View, 1.0, b);
+        let total = model.contribution(EventKind::Like, 2.0, a)
+            + model.contribution(EventKind::View, 1.0, b);
         // At b + 15 days the like is one half-life old, the view half a half-life.
         let expected = 2.0 * 0.5 + 0.1 * 0.5_f64.sqrt();
         assert!((model.score_at(total, b + Duration::days(15)) - expected).abs() < 1e-9);

@@ -5,14 +5,21 @@ use sqlx::PgPool;
 
 use crate::interest::AffinityModel;
 
-/// Makes the stored parameters equal the configured ones; when they differ, every score
-/// is recomputed from the event log (scores made with other weights are not comparable).
+/// Makes the stored parameters equal the configured ones; when they differ, the additive
+/// part of affinity is recomputed from the event log (the `affinity` view applies the new
+/// parameters to follows and likes by itself).
 /// Returns whether a rebuild ran.
 pub async fn sync_params(pool: &PgPool, model: &AffinityModel) -> Result<bool, sqlx::Error> {
-    let weights: Value = model.weights().iter().map(|(kind, w)| (kind.as_str().to_string(), Value::from(*w))).collect();
+    let weights: Value = model
+        .weights()
+        .iter()
+        .map(|(kind, w)| (kind.as_str().to_string(), Value::from(*w)))
+        .collect();
     let mut tx = pool.begin().await?;
     let (half_life, stored_weights): (f64, Value) =
-        sqlx::query_as("SELECT half_life_days, weights FROM affinity_params FOR UPDATE").fetch_one(&mut *tx).await?;
+        sqlx::query_as("SELECT half_life_days, weights FROM affinity_params FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
     if (half_life - model.half_life_days()).abs() < 1e-12 && stored_weights == weights {
         tx.rollback().await?;
         return Ok(false);
@@ -24,7 +31,9 @@ pub async fn sync_params(pool: &PgPool, model: &AffinityModel) -> Result<bool, s
         .bind(&weights)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT rebuild_state_from_log()").execute(&mut *tx).await?;
+    sqlx::query("SELECT rebuild_state_from_log()")
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod keys;
 pub mod partitions;
 pub mod people;
+pub mod people_ids;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,9 +35,13 @@ pub enum StoreError {
 }
 
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
-    let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(StoreError::Url)?;
+    let options =
+        PgConnectOptions::from_str(settings.url.expose_secret()).map_err(StoreError::Url)?;
     let timeout_ms = settings.statement_timeout_secs * 1000;
-    Ok(options.options([("statement_timeout", timeout_ms.to_string()), ("timezone", "UTC".to_string())]))
+    Ok(options.options([
+        ("statement_timeout", timeout_ms.to_string()),
+        ("timezone", "UTC".to_string()),
+    ]))
 }
 
 /// A lazily connecting pool: the service starts (and answers /healthz, /readyz) while
@@ -52,10 +57,17 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
 pub async fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), StoreError> {
     let url = settings.url.expose_secret();
     let target = redacted_target(url);
-    let exists = Postgres::database_exists(url).await.map_err(|source| StoreError::Connect { target: target.clone(), source })?;
+    let exists = Postgres::database_exists(url)
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: target.clone(),
+            source,
+        })?;
     if !exists {
         tracing::info!(database = %target, "creating database");
-        Postgres::create_database(url).await.map_err(|source| StoreError::Connect { target, source })?;
+        Postgres::create_database(url)
+            .await
+            .map_err(|source| StoreError::Connect { target, source })?;
     }
     Ok(())
 }
@@ -69,7 +81,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
     Ok(applied.unwrap_or(0) >= latest)
 }
 

@@ -89,12 +89,13 @@ pub async fn influencer_summary(
     influencer: &InfluencerRef,
     top: i64,
 ) -> Result<Option<InfluencerSummary>, sqlx::Error> {
-    let Some((id, display_name, first_seen)) = sqlx::query_as::<_, (i64, Option<String>, DateTime<Utc>)>(
-        "SELECT id, display_name, created_at FROM influencers WHERE external_id = $1",
-    )
-    .bind(influencer.as_str())
-    .fetch_optional(pool)
-    .await?
+    let Some((id, display_name, first_seen)) =
+        sqlx::query_as::<_, (i64, Option<String>, DateTime<Utc>)>(
+            "SELECT id, display_name, created_at FROM influencers WHERE external_id = $1",
+        )
+        .bind(influencer.as_str())
+        .fetch_optional(pool)
+        .await?
     else {
         return Ok(None);
     };
@@ -125,13 +126,24 @@ pub async fn influencer_summary(
     }))
 }
 
-async fn events_by_kind(pool: &PgPool, column: &'static str, id: i64) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    let sql = format!("SELECT kind::text, count(*) FROM engagement_events WHERE {column} = $1 GROUP BY kind");
+async fn events_by_kind(
+    pool: &PgPool,
+    column: &'static str,
+    id: i64,
+) -> Result<BTreeMap<String, i64>, sqlx::Error> {
+    let sql = format!(
+        "SELECT kind::text, count(*) FROM engagement_events WHERE {column} = $1 GROUP BY kind"
+    );
     let rows: Vec<(String, i64)> = sqlx::query_as(&sql).bind(id).fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
 
 fn decayed(model: &AffinityModel, rows: Vec<(String, f64)>) -> Vec<Affine> {
     let now = Utc::now();
-    rows.into_iter().map(|(id, score_ref)| Affine { id, affinity: model.score_at(score_ref, now) }).collect()
+    rows.into_iter()
+        .map(|(id, score_ref)| Affine {
+            id,
+            affinity: model.score_at(score_ref, now),
+        })
+        .collect()
 }

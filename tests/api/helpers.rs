@@ -14,7 +14,8 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
 }
 
 pub fn redis_url() -> String {
@@ -28,23 +29,42 @@ static TEMPLATE: OnceCell<String> = OnceCell::const_new();
 async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
-            let digest: Vec<u8> = stylecast::store::MIGRATOR.iter().flat_map(|m| m.checksum.iter().copied()).collect();
+            let digest: Vec<u8> = stylecast::store::MIGRATOR
+                .iter()
+                .flat_map(|m| m.checksum.iter().copied())
+                .collect();
             let name = format!("stylecast_tmpl_{}", &hex_digest(&digest)[..16]);
-            let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("connect to Postgres");
-            admin.execute("SELECT pg_advisory_lock(7421001)").await.expect("lock");
-            drop_stale_test_databases(&mut admin).await;
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&name)
-                .fetch_one(&mut admin)
+            let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
                 .await
-                .expect("query pg_database");
+                .expect("connect to Postgres");
+            admin
+                .execute("SELECT pg_advisory_lock(7421001)")
+                .await
+                .expect("lock");
+            drop_stale_test_databases(&mut admin).await;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .expect("query pg_database");
             if !exists {
-                admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create template");
-                let pool = PgPool::connect(&format!("{}/{name}", server_url())).await.expect("connect template");
-                stylecast::store::migrate(&pool).await.expect("migrate template");
+                admin
+                    .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+                    .await
+                    .expect("create template");
+                let pool = PgPool::connect(&format!("{}/{name}", server_url()))
+                    .await
+                    .expect("connect template");
+                stylecast::store::migrate(&pool)
+                    .await
+                    .expect("migrate template");
                 pool.close().await;
             }
-            admin.execute("SELECT pg_advisory_unlock(7421001)").await.expect("unlock");
+            admin
+                .execute("SELECT pg_advisory_unlock(7421001)")
+                .await
+                .expect("unlock");
             name
         })
         .await
@@ -60,7 +80,9 @@ async fn drop_stale_test_databases(admin: &mut PgConnection) {
     .await
     .unwrap_or_default();
     for name in stale {
-        let _ = admin.execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str()).await;
+        let _ = admin
+            .execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str())
+            .await;
     }
 }
 
@@ -86,7 +108,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let template = template().await;
     let database = format!("stylecast_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("connect");
+    let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+        .await
+        .expect("connect");
     admin
         .execute(format!(r#"CREATE DATABASE "{database}" TEMPLATE "{template}""#).as_str())
         .await
@@ -107,13 +131,20 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let port = app.port();
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    let pool = PgPoolOptions::new().max_connections(4).connect(&database_url).await.expect("test pool");
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&database_url)
+        .await
+        .expect("test pool");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         database_url,
         pool,
         admin_key,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
         handle,
         server,
     }
@@ -125,10 +156,20 @@ impl TestApp {
     }
 
     pub async fn post_events(&self, body: &Value) -> reqwest::Response {
-        self.post_events_as(&self.admin_key, "application/json", body.to_string().into_bytes()).await
+        self.post_events_as(
+            &self.admin_key,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
-    pub async fn post_events_as(&self, key: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_events_as(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         self.client
             .post(self.url("/v1/events"))
             .bearer_auth(key)
@@ -140,19 +181,30 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(self.url(path)).bearer_auth(&self.admin_key).send().await.expect("request");
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.expect("json body"))
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query")
     }
 
     /// A key with exactly these scopes, stored as `stylecast keys create` stores it.
     pub async fn key_with_scopes(&self, scopes: &[stylecast::keys::Scope]) -> String {
         let key = stylecast::keys::generate();
-        stylecast::store::keys::insert(&self.pool, &key, "test", scopes).await.expect("insert key");
+        stylecast::store::keys::insert(&self.pool, &key, "test", scopes)
+            .await
+            .expect("insert key");
         key.token
     }
 }

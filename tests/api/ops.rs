@@ -5,10 +5,20 @@ use crate::helpers::{days_ago, event, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn healthz_and_readyz_report_the_live_parts() {
     let app = spawn_app().await;
-    let health = app.client.get(app.url("/healthz")).send().await.expect("request");
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(health.status().as_u16(), 200);
 
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("request");
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(ready.status().as_u16(), 200);
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["ready"], true);
@@ -20,15 +30,38 @@ async fn healthz_and_readyz_report_the_live_parts() {
 #[tokio::test]
 async fn readyz_says_memory_cache_when_redis_is_absent_or_down() {
     let absent = spawn_app_with(|s| s.redis.url = None).await;
-    let body: Value = absent.client.get(absent.url("/readyz")).send().await.expect("request").json().await.expect("json");
+    let body: Value = absent
+        .client
+        .get(absent.url("/readyz"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body["cache"], "memory");
 
-    let down = spawn_app_with(|s| s.redis.url = Some("redis://127.0.0.1:1".to_string().into())).await;
-    let ready = down.client.get(down.url("/readyz")).send().await.expect("request");
-    assert_eq!(ready.status().as_u16(), 200, "a dead Redis does not make the service unready");
+    let down =
+        spawn_app_with(|s| s.redis.url = Some("redis://127.0.0.1:1".to_string().into())).await;
+    let ready = down
+        .client
+        .get(down.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "a dead Redis does not make the service unready"
+    );
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["cache"], "memory");
-    let report: Value = down.post_events(&json!([event("e", "u", "i", "view", &days_ago(0.1))])).await.json().await.expect("json");
+    let report: Value = down
+        .post_events(&json!([event("e", "u", "i", "view", &days_ago(0.1))]))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(report["accepted"], 1);
 }
 
@@ -36,7 +69,11 @@ async fn readyz_says_memory_cache_when_redis_is_absent_or_down() {
 async fn without_the_onnx_runtime_the_service_starts_explains_the_fix_and_still_ingests() {
     // ort allows one runtime per process, so this runs the real binary in its own process.
     let app = spawn_app().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_stylecast"))
         .arg("serve")
         .env("DATABASE_URL", &app.database_url)
@@ -60,8 +97,18 @@ async fn without_the_onnx_runtime_the_service_starts_explains_the_fix_and_still_
     assert_eq!(ready.status().as_u16(), 200);
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["onnxruntime"]["loaded"], false);
-    assert!(body["onnxruntime"]["error"].as_str().is_some_and(|e| e.contains("/nonexistent")), "{body}");
-    assert!(body["onnxruntime"]["fix"].as_str().is_some_and(|f| f.contains("install-ort.sh")), "{body}");
+    assert!(
+        body["onnxruntime"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/nonexistent")),
+        "{body}"
+    );
+    assert!(
+        body["onnxruntime"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("install-ort.sh")),
+        "{body}"
+    );
 
     let report: Value = app
         .client
@@ -90,13 +137,29 @@ impl Drop for KillOnDrop {
 async fn metrics_count_requests_and_events() {
     let app = spawn_app().await;
     let t = days_ago(0.1);
-    app.post_events(&json!([event("m1", "u", "i", "view", &t), event("m1", "u", "i", "view", &t), json!(1)])).await;
-    let text = app.client.get(app.url("/metrics")).send().await.expect("request").text().await.expect("text");
+    app.post_events(&json!([
+        event("m1", "u", "i", "view", &t),
+        event("m1", "u", "i", "view", &t),
+        json!(1)
+    ]))
+    .await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
     assert!(text.contains("stylecast_http_requests_total{"), "{text}");
     assert!(text.contains(r#"route="/v1/events""#));
     assert!(text.contains("stylecast_http_request_duration_seconds_bucket"));
     for outcome in ["accepted", "duplicate", "rejected"] {
-        assert!(text.contains(&format!(r#"stylecast_events_total{{outcome="{outcome}"}}"#)), "{outcome}");
+        assert!(
+            text.contains(&format!(r#"stylecast_events_total{{outcome="{outcome}"}}"#)),
+            "{outcome}"
+        );
     }
 }
 
@@ -104,17 +167,36 @@ async fn metrics_count_requests_and_events() {
 async fn graceful_shutdown_finishes_the_batch_in_flight() {
     let app = spawn_app().await;
     let t = days_ago(0.1);
-    let batch: Vec<Value> = (0..10_000).map(|n| event(&format!("g{n}"), &format!("u{}", n % 300), "i", "view", &t)).collect();
-    let request = app.client.post(app.url("/v1/events")).bearer_auth(&app.admin_key).json(&batch).send();
+    let batch: Vec<Value> = (0..10_000)
+        .map(|n| event(&format!("g{n}"), &format!("u{}", n % 300), "i", "view", &t))
+        .collect();
+    let request = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&app.admin_key)
+        .json(&batch)
+        .send();
     let in_flight = tokio::spawn(request);
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     app.handle.stop(true).await;
-    let response = in_flight.await.expect("task").expect("the in-flight batch is answered");
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight batch is answered");
     assert_eq!(response.status().as_u16(), 200);
     let report: Value = response.json().await.expect("json");
     assert_eq!(report["accepted"], 10_000);
-    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 10_000);
+    assert_eq!(
+        app.count("SELECT count(*) FROM engagement_events").await,
+        10_000
+    );
     let health = app.url("/healthz");
-    app.server.await.expect("server task").expect("server stopped cleanly");
-    assert!(app.client.get(health).send().await.is_err(), "the server is stopped");
+    app.server
+        .await
+        .expect("server task")
+        .expect("server stopped cleanly");
+    assert!(
+        app.client.get(health).send().await.is_err(),
+        "the server is stopped"
+    );
 }

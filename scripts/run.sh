@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a running service: installs the ONNX Runtime library,
+# starts Postgres and Redis when none answer, builds, migrates and serves on :8080.
+# Prints an admin key for the API (or uses STYLECAST_ADMIN_KEY when set).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/services.sh
+
+ORT_DYLIB_PATH="$(bash scripts/install-ort.sh)"
+export ORT_DYLIB_PATH
+ensure_services
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/stylecast}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+if [[ -z "${STYLECAST_ADMIN_KEY:-}" ]]; then
+  STYLECAST_ADMIN_KEY="admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  export STYLECAST_ADMIN_KEY
+  echo "admin key for this run: ${STYLECAST_ADMIN_KEY}" >&2
+fi
+cargo build --release --bin stylecast
+exec target/release/stylecast serve "$@"
