@@ -25,6 +25,9 @@ pub enum Command {
     Serve,
     /// Create the database if needed and apply migrations.
     Migrate,
+    /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
+    /// bench/eval_recs.py drives it next to popularity and the `implicit` library).
+    EvalRecs(EvalRecsArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -46,4 +49,52 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by id.
     Revoke { id: uuid::Uuid },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalRecsArgs {
+    /// TSV of `user_index<TAB>item_index<TAB>affinity` rows (0-based indices).
+    #[arg(long)]
+    pub train: PathBuf,
+    #[arg(long)]
+    pub users: usize,
+    #[arg(long)]
+    pub items: usize,
+    /// Recommendations per user, excluding items in the training file.
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    /// Where to write `user_index<TAB>item,item,...` lines.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub als: AlsArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AlsArgs {
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    #[arg(long, default_value_t = 0.05)]
+    pub regularization: f32,
+    #[arg(long, default_value_t = 10.0)]
+    pub alpha: f32,
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    #[arg(long, default_value_t = 3)]
+    pub cg_steps: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl From<&AlsArgs> for crate::interest::als::AlsParams {
+    fn from(args: &AlsArgs) -> Self {
+        Self {
+            factors: args.factors,
+            regularization: args.regularization,
+            alpha: args.alpha,
+            iterations: args.iterations,
+            cg_steps: args.cg_steps,
+            seed: args.seed,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
-use stylecast::cli::{Cli, Command, KeysCommand};
+use stylecast::cli::{Cli, Command, EvalRecsArgs, KeysCommand};
+use stylecast::interest::als;
 use stylecast::config::Settings;
 use stylecast::startup::Application;
 use stylecast::{keys, store, telemetry};
@@ -14,6 +15,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::Keys { command } => manage_keys(&settings, command).await,
+        Command::EvalRecs(args) => eval_recs(&args),
     }
 }
 
@@ -102,5 +104,34 @@ async fn manage_keys(settings: &Settings, command: KeysCommand) -> anyhow::Resul
             println!("revoked {id}");
         }
     }
+    Ok(())
+}
+
+fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.train).with_context(|| format!("reading {}", args.train.display()))?;
+    let mut triples = Vec::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        anyhow::ensure!(fields.len() == 3, "line {}: expected 3 tab-separated fields", number + 1);
+        triples.push((fields[0].parse::<u32>()?, fields[1].parse::<u32>()?, fields[2].parse::<f32>()?));
+    }
+    let params = als::AlsParams::from(&args.als);
+    let data = als::Confidences::from_triples(args.users, args.items, &triples, params.alpha);
+    let started = std::time::Instant::now();
+    let model = als::train(&data, &params, |_| {});
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    let mut out = String::new();
+    for user in 0..args.users {
+        let vector = model.user_factors.row(user).to_vec();
+        let mut scored: Vec<(usize, f32)> = als::scores(&model.item_factors.view(), &vector).into_iter().enumerate().collect();
+        let seen: std::collections::HashSet<u32> = data.row(user).0.iter().copied().collect();
+        scored.retain(|(item, _)| !seen.contains(&(*item as u32)));
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = scored.iter().take(args.k).map(|(item, _)| item.to_string()).collect();
+        out.push_str(&format!("{user}\t{}\n", top.join(",")));
+    }
+    std::fs::write(&args.out, out)?;
+    println!("{}", serde_json::json!({ "train_seconds": train_seconds, "nnz": data.nnz(), "params": params }));
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Interests: what a user's engagement says they care about.
 
 pub mod affinity;
+pub mod als;
 
 pub use affinity::AffinityModel;
