@@ -25,6 +25,8 @@ pub enum Command {
     Serve,
     /// Create the database if needed and apply migrations.
     Migrate,
+    /// Rebuild every interest vector (ALS over current affinity) and publish a new model version.
+    Embed,
     /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
     /// bench/eval_recs.py drives it next to popularity and the `implicit` library).
     EvalRecs(EvalRecsArgs),

@@ -22,6 +22,35 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub onnx: OnnxSettings,
     pub log: LogSettings,
+    pub embedding: EmbeddingSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingSettings {
+    pub factors: usize,
+    pub regularization: f32,
+    /// Confidence slope: c = 1 + alpha · affinity.
+    pub alpha: f32,
+    pub iterations: usize,
+    pub cg_steps: usize,
+    pub seed: u64,
+    /// Seconds between scheduled rebuilds by `serve`; 0 turns them off.
+    pub rebuild_interval_secs: u64,
+    /// How long a user's recommendations stay cached (engagement invalidates them sooner).
+    pub recommendation_ttl_secs: u64,
+}
+
+impl EmbeddingSettings {
+    pub fn als_params(&self) -> crate::interest::als::AlsParams {
+        crate::interest::als::AlsParams {
+            factors: self.factors,
+            regularization: self.regularization,
+            alpha: self.alpha,
+            iterations: self.iterations,
+            cg_steps: self.cg_steps,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,8 +145,8 @@ impl Settings {
     /// Defaults, then `file` when given (or `STYLECAST_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
         let env_file = std::env::var_os("STYLECAST_CONFIG").map(PathBuf::from);
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file.map(Path::to_path_buf).or(env_file) {
             builder = builder.add_source(config::File::from(path).required(true));
         }

@@ -26,10 +26,7 @@ pub enum AppError {
     #[error("no route for this method and path")]
     NoRoute,
     #[error("{what} is unavailable; retry later")]
-    Unavailable {
-        what: &'static str,
-        retry_after_secs: u64,
-    },
+    Unavailable { what: &'static str, retry_after_secs: u64 },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
@@ -87,9 +84,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -109,9 +104,7 @@ impl ResponseError for AppError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable {
-                retry_after_secs, ..
-            } => {
+            Self::Unavailable { retry_after_secs, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::Unauthorized(_) => {

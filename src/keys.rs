@@ -128,9 +128,7 @@ impl BootstrapKey {
     }
 
     pub fn matches(&self, token: &str) -> bool {
-        salted_hash(b"stylecast-bootstrap", token)
-            .ct_eq(&self.0)
-            .into()
+        salted_hash(b"stylecast-bootstrap", token).ct_eq(&self.0).into()
     }
 }
 

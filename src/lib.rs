@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod interest;
 pub mod keys;
 pub mod onnx_runtime;
+pub mod recommend;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,8 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use stylecast::cli::{Cli, Command, EvalRecsArgs, KeysCommand};
-use stylecast::interest::als;
 use stylecast::config::Settings;
+use stylecast::interest::als;
 use stylecast::startup::Application;
 use stylecast::{keys, store, telemetry};
 
@@ -16,13 +16,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings).await,
         Command::Keys { command } => manage_keys(&settings, command).await,
         Command::EvalRecs(args) => eval_recs(&args),
+        Command::Embed => embed(&settings).await,
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings)
-        .await
-        .context("starting stylecast")?;
+    let app = Application::build(settings).await.context("starting stylecast")?;
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
     shutdown_signal().await;
@@ -37,9 +36,7 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(term) => term,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the server");
@@ -112,8 +109,16 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
     let mut triples = Vec::new();
     for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
-        anyhow::ensure!(fields.len() == 3, "line {}: expected 3 tab-separated fields", number + 1);
-        triples.push((fields[0].parse::<u32>()?, fields[1].parse::<u32>()?, fields[2].parse::<f32>()?));
+        anyhow::ensure!(
+            fields.len() == 3,
+            "line {}: expected 3 tab-separated fields",
+            number + 1
+        );
+        triples.push((
+            fields[0].parse::<u32>()?,
+            fields[1].parse::<u32>()?,
+            fields[2].parse::<f32>()?,
+        ));
     }
     let params = als::AlsParams::from(&args.als);
     let data = als::Confidences::from_triples(args.users, args.items, &triples, params.alpha);
@@ -124,7 +129,10 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     for user in 0..args.users {
         let vector = model.user_factors.row(user).to_vec();
-        let mut scored: Vec<(usize, f32)> = als::scores(&model.item_factors.view(), &vector).into_iter().enumerate().collect();
+        let mut scored: Vec<(usize, f32)> = als::scores(&model.item_factors.view(), &vector)
+            .into_iter()
+            .enumerate()
+            .collect();
         let seen: std::collections::HashSet<u32> = data.row(user).0.iter().copied().collect();
         scored.retain(|(item, _)| !seen.contains(&(*item as u32)));
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -132,6 +140,46 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
         out.push_str(&format!("{user}\t{}\n", top.join(",")));
     }
     std::fs::write(&args.out, out)?;
-    println!("{}", serde_json::json!({ "train_seconds": train_seconds, "nnz": data.nnz(), "params": params }));
+    println!(
+        "{}",
+        serde_json::json!({ "train_seconds": train_seconds, "nnz": data.nnz(), "params": params })
+    );
+    Ok(())
+}
+
+async fn embed(settings: &Settings) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use stylecast::interest::embed::{self, Stage};
+
+    store::create_database_if_missing(&settings.database).await?;
+    let pool = store::pool(&settings.database)?;
+    store::migrate(&pool).await?;
+    let params = settings.embedding.als_params();
+    let bar = ProgressBar::new(params.iterations as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<10} [{bar:30}] {pos}/{len} iterations {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = bar.clone();
+    let report = embed::rebuild(&pool, &params, move |stage| match stage {
+        Stage::Loading => progress.set_message("loading"),
+        Stage::Training { iteration, .. } => {
+            progress.set_message("training");
+            progress.set_position(iteration as u64);
+        }
+        Stage::Writing => progress.set_message("writing"),
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "embedding model v{}: {} users x {} influencers, {} interactions, {} factors; trained in {:.2}s, {:.2}s in all",
+        report.version,
+        report.users,
+        report.influencers,
+        report.interactions,
+        params.factors,
+        report.train_seconds,
+        report.total_seconds
+    );
     Ok(())
 }

@@ -23,8 +23,7 @@ pub struct RuntimeStatus {
     pub fix: Option<&'static str>,
 }
 
-const FIX: &str =
-    "run scripts/install-ort.sh (it installs libonnxruntime from the onnxruntime wheel) \
+const FIX: &str = "run scripts/install-ort.sh (it installs libonnxruntime from the onnxruntime wheel) \
                    and set ORT_DYLIB_PATH to the path it prints";
 
 static RUNTIME: OnceLock<Result<OrtRuntime, (PathBuf, String)>> = OnceLock::new();
@@ -58,10 +57,7 @@ pub fn status(library: &Path) -> RuntimeStatus {
 fn load(library: &Path) -> Result<OrtRuntime, (PathBuf, String)> {
     let absolute = std::path::absolute(library).unwrap_or_else(|_| library.to_path_buf());
     if !absolute.exists() {
-        return Err((
-            absolute.clone(),
-            format!("{} does not exist", absolute.display()),
-        ));
+        return Err((absolute.clone(), format!("{} does not exist", absolute.display())));
     }
     let environment = ort::init_from(&absolute)
         .map_err(|err| (absolute.clone(), err.to_string()))?

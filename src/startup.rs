@@ -14,8 +14,9 @@ use tracing_actix_web::TracingLogger;
 use crate::cache::Cache;
 use crate::config::{OnnxSettings, Settings};
 use crate::ingest::Ingestor;
-use crate::interest::AffinityModel;
+use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;
+use crate::recommend::Recommender;
 use crate::store::partitions::Partitions;
 use crate::{http, onnx_runtime, store, telemetry};
 
@@ -24,7 +25,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub ingestor: Ingestor,
     pub model: AffinityModel,
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
+    pub recommender: Recommender,
     pub bootstrap_key: Option<BootstrapKey>,
     pub onnx: OnnxSettings,
 }
@@ -36,10 +38,7 @@ pub enum StartupError {
     #[error(transparent)]
     Cache(#[from] crate::cache::InvalidRedisUrl),
     #[error("binding {address}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
+    Bind { address: String, source: std::io::Error },
 }
 
 pub struct Application {
@@ -68,16 +67,23 @@ impl Application {
         }
         telemetry::prometheus();
 
+        let cache = Arc::new(Cache::new(&settings.redis)?);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             ingestor: Ingestor::new(
                 pool.clone(),
                 model.clone(),
                 partitions.clone(),
+                cache.clone(),
                 settings.ingest.clone(),
             ),
             model,
-            cache: Cache::new(&settings.redis)?,
+            recommender: Recommender::new(
+                pool.clone(),
+                cache.clone(),
+                Duration::from_secs(settings.embedding.recommendation_ttl_secs),
+            ),
+            cache,
             bootstrap_key: settings
                 .auth
                 .admin_key
@@ -96,11 +102,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let server = serve(listener, state, &settings)?;
-        let maintenance = tokio::spawn(keep_partitions_ahead(
-            pool.clone(),
-            partitions,
-            settings.database.partition_months_ahead,
-        ));
+        let maintenance = tokio::spawn(maintain(pool.clone(), partitions, settings.clone()));
         tracing::info!(port, "stylecast listening");
         Ok(Self {
             port,
@@ -127,11 +129,7 @@ impl Application {
     }
 }
 
-fn serve(
-    listener: TcpListener,
-    state: web::Data<AppState>,
-    settings: &Settings,
-) -> Result<Server, StartupError> {
+fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> Result<Server, StartupError> {
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(http::telemetry::record_metrics))
@@ -145,23 +143,44 @@ fn serve(
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     Ok(server
         .listen(listener)
         .map_err(|source| StartupError::Bind { address, source })?
         .run())
 }
 
-/// Creates next months' partitions daily, so inserts never wait on DDL at month start.
-async fn keep_partitions_ahead(pool: PgPool, partitions: Arc<Partitions>, months_ahead: u32) {
-    let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
+/// Background upkeep: next months' partitions (so inserts never wait on DDL at month
+/// start) and scheduled embedding rebuilds.
+async fn maintain(pool: PgPool, partitions: Arc<Partitions>, settings: Settings) {
+    let partition_every = Duration::from_secs(6 * 3600);
+    let rebuild_every = Duration::from_secs(settings.embedding.rebuild_interval_secs);
+    let mut last_partitions = tokio::time::Instant::now();
+    let mut last_rebuild = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
-        if let Err(err) = partitions.ensure_ahead(&pool, months_ahead).await {
-            tracing::warn!(error = %err, "creating partitions ahead failed; will retry");
+        if last_partitions.elapsed() >= partition_every {
+            last_partitions = tokio::time::Instant::now();
+            if let Err(err) = partitions
+                .ensure_ahead(&pool, settings.database.partition_months_ahead)
+                .await
+            {
+                tracing::warn!(error = %err, "creating partitions ahead failed; will retry");
+            }
+        }
+        if !rebuild_every.is_zero() && last_rebuild.elapsed() >= rebuild_every {
+            last_rebuild = tokio::time::Instant::now();
+            match embed::rebuild(&pool, &settings.embedding.als_params(), |_| {}).await {
+                Ok(report) => tracing::info!(
+                    version = report.version,
+                    users = report.users,
+                    influencers = report.influencers,
+                    seconds = report.total_seconds,
+                    "embedding model rebuilt"
+                ),
+                Err(err) => tracing::warn!(error = %err, "scheduled embedding rebuild skipped"),
+            }
         }
     }
 }

@@ -9,14 +9,9 @@ use crate::config::LogSettings;
 
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init_tracing(settings: &LogSettings) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let result = if settings.format == "json" {
-        fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(false)
-            .try_init()
+        fmt().json().with_env_filter(filter).with_current_span(false).try_init()
     } else {
         fmt().with_env_filter(filter).try_init()
     };

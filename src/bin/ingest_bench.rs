@@ -125,9 +125,7 @@ async fn fresh_database(server: &str, name: &str) -> anyhow::Result<String> {
     admin
         .execute(format!(r#"DROP DATABASE IF EXISTS "{name}""#).as_str())
         .await?;
-    admin
-        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-        .await?;
+    admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await?;
     Ok(format!("{server}/{name}"))
 }
 
@@ -149,11 +147,7 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-async fn run_http(
-    args: &Args,
-    url: &str,
-    batches: Vec<Vec<u8>>,
-) -> anyhow::Result<(Duration, u64)> {
+async fn run_http(args: &Args, url: &str, batches: Vec<Vec<u8>>) -> anyhow::Result<(Duration, u64)> {
     let mut settings = Settings::load(None)?;
     settings.server.port = 0;
     settings.database.url = SecretString::from(url.to_string());
@@ -171,12 +165,7 @@ async fn run_http(
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..args.concurrency {
-        let (queue, endpoint, key, bar) = (
-            queue.clone(),
-            endpoint.clone(),
-            admin_key.clone(),
-            bar.clone(),
-        );
+        let (queue, endpoint, key, bar) = (queue.clone(), endpoint.clone(), admin_key.clone(), bar.clone());
         clients.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut accepted = 0u64;
@@ -191,14 +180,9 @@ async fn run_http(
                     .body(body)
                     .send()
                     .await?;
-                anyhow::ensure!(
-                    response.status().is_success(),
-                    "batch failed: {}",
-                    response.status()
-                );
+                anyhow::ensure!(response.status().is_success(), "batch failed: {}", response.status());
                 let report: serde_json::Value = response.json().await?;
-                let n = report["accepted"].as_u64().unwrap_or(0)
-                    + report["duplicates"].as_u64().unwrap_or(0);
+                let n = report["accepted"].as_u64().unwrap_or(0) + report["duplicates"].as_u64().unwrap_or(0);
                 accepted += report["accepted"].as_u64().unwrap_or(0);
                 bar.inc(n);
             }
@@ -231,12 +215,10 @@ async fn run_copy(events: &[GeneratedEvent], args: &Args, url: &str) -> anyhow::
         .bind(args.users as i64)
         .execute(&pool)
         .await?;
-    sqlx::query(
-        "INSERT INTO influencers (external_id) SELECT 'i' || n FROM generate_series(0, $1) n",
-    )
-    .bind(args.influencers as i64)
-    .execute(&pool)
-    .await?;
+    sqlx::query("INSERT INTO influencers (external_id) SELECT 'i' || n FROM generate_series(0, $1) n")
+        .bind(args.influencers as i64)
+        .execute(&pool)
+        .await?;
     // Ids are assigned 1.. in generate_series order, so u{n} has id n + 1.
     let mut keys_csv = String::new();
     let mut events_csv = String::new();

@@ -96,9 +96,7 @@ impl Cache {
             let seconds = ttl.as_secs().max(1);
             let result = redis
                 .run(
-                    |mut conn, k| async move {
-                        conn.set_ex::<_, _, ()>(k, value.to_vec(), seconds).await
-                    },
+                    |mut conn, k| async move { conn.set_ex::<_, _, ()>(k, value.to_vec(), seconds).await },
                     key,
                 )
                 .await;
@@ -121,20 +119,36 @@ impl Cache {
         }
     }
 
+    /// Deletes many keys in one round trip.
+    pub async fn delete_many(&self, keys: impl IntoIterator<Item = String>) {
+        let keys: Vec<String> = keys.into_iter().map(|key| self.key(&key)).collect();
+        if keys.is_empty() {
+            return;
+        }
+        for key in &keys {
+            self.memory.invalidate(key).await;
+        }
+        if let Some(redis) = &self.redis {
+            if let Some(Err(err)) = redis
+                .run(|mut conn, k| async move { conn.del::<_, ()>(k).await }, keys)
+                .await
+            {
+                redis.mark_unhealthy(&err);
+            }
+        }
+    }
+
     /// Probes Redis now and says which cache serves.
     pub async fn live_kind(&self) -> CacheKind {
         let Some(redis) = &self.redis else {
             return CacheKind::Memory;
         };
-        let pong =
-            redis
-                .run(
-                    |mut conn, _| async move {
-                        redis::cmd("PING").query_async::<String>(&mut conn).await
-                    },
-                    (),
-                )
-                .await;
+        let pong = redis
+            .run(
+                |mut conn, _| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+                (),
+            )
+            .await;
         match pong {
             Some(Ok(_)) => CacheKind::Redis,
             Some(Err(err)) => {
@@ -179,12 +193,7 @@ impl RedisBackend {
             }
             *last = Some(Instant::now());
         }
-        match tokio::time::timeout(
-            self.timeout * 4,
-            ConnectionManager::new(self.client.clone()),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.timeout * 4, ConnectionManager::new(self.client.clone())).await {
             Ok(Ok(conn)) => {
                 *slot = Some(conn.clone());
                 Some(conn)

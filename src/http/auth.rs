@@ -36,8 +36,7 @@ impl FromRequest for Principal {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
+            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
             authenticate(&state, token?.as_str()).await
         })
     }
@@ -47,27 +46,19 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or(AppError::Unauthorized(
-            "missing Authorization: Bearer <key> header",
-        ))?;
+        .ok_or(AppError::Unauthorized("missing Authorization: Bearer <key> header"))?;
     let value = value
         .to_str()
         .map_err(|_| AppError::Unauthorized("malformed Authorization header"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or(AppError::Unauthorized(
-            "Authorization must use the Bearer scheme",
-        ))?;
+        .ok_or(AppError::Unauthorized("Authorization must use the Bearer scheme"))?;
     Ok(token.trim().to_string())
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppError> {
-    if state
-        .bootstrap_key
-        .as_ref()
-        .is_some_and(|key| key.matches(token))
-    {
+    if state.bootstrap_key.as_ref().is_some_and(|key| key.matches(token)) {
         return Ok(Principal {
             name: "bootstrap-admin".into(),
             scopes: Scope::ALL.to_vec(),
@@ -80,11 +71,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppErr
     if !presented.matches(&stored.salt, &stored.secret_hash) {
         return Err(AppError::Unauthorized("invalid API key"));
     }
-    let scopes = stored
-        .scopes
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let scopes = stored.scopes.iter().filter_map(|s| s.parse().ok()).collect();
     Ok(Principal {
         name: stored.name,
         scopes,

@@ -14,9 +14,8 @@ use crate::error::AppError;
 /// Mounts every route; also used by the tests through `startup`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::JsonConfig::default().error_handler(|err, _| {
-            AppError::bad_request("malformed_json", err.to_string()).into()
-        }),
+        web::JsonConfig::default()
+            .error_handler(|err, _| AppError::bad_request("malformed_json", err.to_string()).into()),
     )
     .app_data(
         web::QueryConfig::default()
@@ -32,9 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/events", web::post().to(events::post_events))
     .route("/v1/users/{user}", web::get().to(people::get_user))
     .route(
-        "/v1/influencers/{influencer}",
-        web::get().to(people::get_influencer),
-    );
+        "/v1/users/{user}/recommendations",
+        web::get().to(people::get_recommendations),
+    )
+    .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer));
 }
 
 pub async fn no_route() -> Result<HttpResponse, AppError> {

@@ -49,11 +49,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn database_status(state: &AppState) -> DatabaseStatus {
-    let probe = tokio::time::timeout(
-        Duration::from_secs(2),
-        store::migrations_applied(&state.pool),
-    )
-    .await;
+    let probe = tokio::time::timeout(Duration::from_secs(2), store::migrations_applied(&state.pool)).await;
     match probe {
         Ok(Ok(applied)) => DatabaseStatus {
             reachable: true,

@@ -54,9 +54,35 @@ pub async fn get_influencer(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Read)?;
     let influencer = InfluencerRef::parse(path.into_inner()).map_err(invalid_id)?;
-    let summary =
-        people::influencer_summary(&state.pool, &state.model, &influencer, query.limit()?)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("influencer {influencer:?}")))?;
+    let summary = people::influencer_summary(&state.pool, &state.model, &influencer, query.limit()?)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("influencer {influencer:?}")))?;
     Ok(HttpResponse::Ok().json(summary))
+}
+
+#[derive(Deserialize)]
+pub struct KQuery {
+    /// How many to return (1–100, default 20).
+    k: Option<usize>,
+}
+
+/// `GET /v1/users/{user}/recommendations?k=20`: influencers to follow next.
+pub async fn get_recommendations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<KQuery>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Read)?;
+    let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
+    let k = match query.k.unwrap_or(20) {
+        k @ 1..=crate::recommend::MAX_K => k,
+        k => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("k must be within 1..=100, got {k}"),
+            ))
+        }
+    };
+    Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, k).await?))
 }

@@ -141,11 +141,7 @@ macro_rules! external_id {
 
 external_id!(UserRef, "user", "A platform's user id.");
 external_id!(InfluencerRef, "influencer", "A platform's influencer id.");
-external_id!(
-    EventId,
-    "event_id",
-    "A platform's idempotency key for one event."
-);
+external_id!(EventId, "event_id", "A platform's idempotency key for one event.");
 external_id!(PostId, "post_id", "A platform's post id.");
 
 /// One event that passed validation.
@@ -176,10 +172,7 @@ mod tests {
     #[test]
     fn external_ids_reject_empty_long_and_control_characters() {
         assert_eq!(UserRef::parse(""), Err(IdError::Empty("user")));
-        assert_eq!(
-            UserRef::parse("x".repeat(129)),
-            Err(IdError::TooLong("user"))
-        );
+        assert_eq!(UserRef::parse("x".repeat(129)), Err(IdError::TooLong("user")));
         assert_eq!(UserRef::parse("a\nb"), Err(IdError::Control("user")));
         assert!(UserRef::parse("émile-42").is_ok());
     }

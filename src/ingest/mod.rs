@@ -17,6 +17,7 @@ use sqlx::PgPool;
 pub use event::{Event, EventKind, Toggle};
 pub use parse::{BatchFormat, Rejection, ValidationRules};
 
+use crate::cache::Cache;
 use crate::config::IngestSettings;
 use crate::error::AppError;
 use crate::interest::AffinityModel;
@@ -38,6 +39,7 @@ pub struct Ingestor {
     model: AffinityModel,
     partitions: Arc<Partitions>,
     people: PeopleIds,
+    cache: Arc<Cache>,
     settings: IngestSettings,
 }
 
@@ -46,6 +48,7 @@ impl Ingestor {
         pool: PgPool,
         model: AffinityModel,
         partitions: Arc<Partitions>,
+        cache: Arc<Cache>,
         settings: IngestSettings,
     ) -> Self {
         Self {
@@ -53,6 +56,7 @@ impl Ingestor {
             model,
             partitions,
             people: PeopleIds::new(settings.people_cache_capacity),
+            cache,
             settings,
         }
     }
@@ -80,17 +84,21 @@ impl Ingestor {
         } else {
             self.write(&candidates).await?
         };
+        if accepted > 0 {
+            // Their recommendations were computed from the affinity this batch changed.
+            let users: BTreeSet<&str> = candidates.iter().map(|e| e.user.as_str()).collect();
+            self.cache
+                .delete_many(users.into_iter().map(crate::recommend::cache_key))
+                .await;
+        }
         let report = IngestReport {
             accepted,
             duplicates: in_batch_duplicates + candidates.len() - accepted,
             rejected: parsed.rejected,
         };
-        metrics::counter!("stylecast_events_total", "outcome" => "accepted")
-            .increment(report.accepted as u64);
-        metrics::counter!("stylecast_events_total", "outcome" => "duplicate")
-            .increment(report.duplicates as u64);
-        metrics::counter!("stylecast_events_total", "outcome" => "rejected")
-            .increment(report.rejected.len() as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "accepted").increment(report.accepted as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "duplicate").increment(report.duplicates as u64);
+        metrics::counter!("stylecast_events_total", "outcome" => "rejected").increment(report.rejected.len() as u64);
         Ok(report)
     }
 
@@ -101,9 +109,7 @@ impl Ingestor {
         loop {
             match self.write_once(events).await {
                 Ok(accepted) => return Ok(accepted),
-                Err(err)
-                    if crate::store::is_retryable(&err) && attempt < self.settings.max_attempts =>
-                {
+                Err(err) if crate::store::is_retryable(&err) && attempt < self.settings.max_attempts => {
                     tracing::debug!(attempt, error = %err, "retrying batch after a transient conflict");
                     attempt += 1;
                 }
@@ -115,11 +121,7 @@ impl Ingestor {
     async fn write_once(&self, events: &[Event]) -> Result<usize, sqlx::Error> {
         let users = self
             .people
-            .resolve(
-                &self.pool,
-                People::Users,
-                events.iter().map(|e| e.user.as_str()),
-            )
+            .resolve(&self.pool, People::Users, events.iter().map(|e| e.user.as_str()))
             .await?;
         let influencers = self
             .people
@@ -136,9 +138,7 @@ impl Ingestor {
                 users.get(event.user.as_str()),
                 influencers.get(event.influencer.as_str()),
             ) else {
-                return Err(sqlx::Error::Protocol(
-                    "an external id did not resolve".into(),
-                ));
+                return Err(sqlx::Error::Protocol("an external id did not resolve".into()));
             };
             resolved.push(ResolvedEvent {
                 event_id: event.event_id.as_str().to_string(),

@@ -25,18 +25,12 @@ impl BatchFormat {
         let Some(value) = content_type else {
             return Ok(Self::JsonArray);
         };
-        let essence = value
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" => Ok(Self::JsonArray),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines" => Ok(Self::Ndjson),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
+                Ok(Self::Ndjson)
+            }
             _ => Err(AppError::UnsupportedMediaType(value.to_string())),
         }
     }
@@ -85,11 +79,7 @@ struct RawEvent<'a> {
     weight: Option<f64>,
 }
 
-pub fn parse_batch(
-    body: &[u8],
-    format: BatchFormat,
-    rules: &ValidationRules,
-) -> Result<ParsedBatch, AppError> {
+pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
     match format {
         BatchFormat::JsonArray => parse_json_array(body, rules),
         BatchFormat::Ndjson => parse_ndjson(body, rules),
@@ -100,10 +90,7 @@ fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch,
     let text = std::str::from_utf8(body).map_err(|err| {
         AppError::bad_request(
             "invalid_utf8",
-            format!(
-                "body is not UTF-8 (first bad byte at offset {})",
-                err.valid_up_to()
-            ),
+            format!("body is not UTF-8 (first bad byte at offset {})", err.valid_up_to()),
         )
     })?;
     let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|err| {
@@ -183,17 +170,14 @@ impl From<IdError> for ItemError {
 
 fn validate_item(json: &str, rules: &ValidationRules) -> Result<Event, ItemError> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let raw: RawEvent<'_> =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(describe_shape_error)?;
-    deserializer.end().map_err(|err| {
-        ItemError::new(
-            "malformed_json",
-            format!("trailing data after the event: {err}"),
-        )
-    })?;
-    let kind: EventKind = raw.kind.parse().map_err(|err: super::event::UnknownKind| {
-        ItemError::new("unknown_kind", err.to_string())
-    })?;
+    let raw: RawEvent<'_> = serde_path_to_error::deserialize(&mut deserializer).map_err(describe_shape_error)?;
+    deserializer
+        .end()
+        .map_err(|err| ItemError::new("malformed_json", format!("trailing data after the event: {err}")))?;
+    let kind: EventKind = raw
+        .kind
+        .parse()
+        .map_err(|err: super::event::UnknownKind| ItemError::new("unknown_kind", err.to_string()))?;
     let occurred_at = parse_timestamp(&raw.occurred_at, rules)?;
     let weight = match raw.weight {
         None => 1.0,
@@ -225,10 +209,7 @@ fn describe_shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> I
     } else if inner.is_syntax() || inner.is_eof() {
         ItemError::new("malformed_json", text)
     } else if path == "." {
-        ItemError::new(
-            "invalid_event",
-            format!("an event must be a JSON object: {text}"),
-        )
+        ItemError::new("invalid_event", format!("an event must be a JSON object: {text}"))
     } else {
         ItemError::new("invalid_type", format!("{path}: {text}"))
     }
@@ -258,10 +239,7 @@ fn parse_timestamp(value: &str, rules: &ValidationRules) -> Result<DateTime<Utc>
     if at < rules.min_occurred_at {
         return Err(ItemError::new(
             "timestamp_too_old",
-            format!(
-                "occurred_at {value} is before {}",
-                rules.min_occurred_at.to_rfc3339()
-            ),
+            format!("occurred_at {value} is before {}", rules.min_occurred_at.to_rfc3339()),
         ));
     }
     Ok(at)
@@ -280,7 +258,8 @@ mod tests {
         }
     }
 
-    const GOOD: &str = r#"{"event_id":"e1","user":"u1","influencer":"i1","kind":"like","occurred_at":"2026-11-26T10:00:00Z"}"#;
+    const GOOD: &str =
+        r#"{"event_id":"e1","user":"u1","influencer":"i1","kind":"like","occurred_at":"2026-11-26T10:00:00Z"}"#;
 
     fn codes(batch: &ParsedBatch) -> Vec<&'static str> {
         batch.rejected.iter().map(|r| r.code).collect()
@@ -312,20 +291,13 @@ mod tests {
         let batch = parse_batch(body.as_bytes(), BatchFormat::JsonArray, &rules()).expect("parses");
         assert_eq!(
             codes(&batch),
-            [
-                "timestamp_in_future",
-                "timestamp_too_old",
-                "invalid_timestamp"
-            ]
+            ["timestamp_in_future", "timestamp_too_old", "invalid_timestamp"]
         );
     }
 
     #[test]
     fn ndjson_rejects_bad_lines_and_skips_blank_ones() {
-        let body = format!(
-            "{GOOD}\n\n{{not json\n\u{20}\n{}\n",
-            GOOD.replace("e1", "e2")
-        );
+        let body = format!("{GOOD}\n\n{{not json\n\u{20}\n{}\n", GOOD.replace("e1", "e2"));
         let batch = parse_batch(body.as_bytes(), BatchFormat::Ndjson, &rules()).expect("parses");
         assert_eq!(batch.events.len(), 2);
         assert_eq!(batch.events[1].0, 2);
@@ -354,10 +326,7 @@ mod tests {
 
     #[test]
     fn content_types_choose_the_framing() {
-        assert_eq!(
-            BatchFormat::from_content_type(None).ok(),
-            Some(BatchFormat::JsonArray)
-        );
+        assert_eq!(BatchFormat::from_content_type(None).ok(), Some(BatchFormat::JsonArray));
         assert_eq!(
             BatchFormat::from_content_type(Some("application/x-ndjson; charset=utf-8")).ok(),
             Some(BatchFormat::Ndjson)

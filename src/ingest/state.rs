@@ -43,8 +43,7 @@ pub struct ToggleState {
 
 impl ToggleState {
     fn is_newer_than(&self, other: &ToggleState) -> bool {
-        (self.changed_at, self.changed_by_event.as_str())
-            > (other.changed_at, other.changed_by_event.as_str())
+        (self.changed_at, self.changed_by_event.as_str()) > (other.changed_at, other.changed_by_event.as_str())
     }
 }
 
@@ -57,10 +56,7 @@ pub struct BatchEffects {
 }
 
 impl BatchEffects {
-    pub fn collect<'a>(
-        events: impl IntoIterator<Item = &'a ResolvedEvent>,
-        model: &AffinityModel,
-    ) -> Self {
+    pub fn collect<'a>(events: impl IntoIterator<Item = &'a ResolvedEvent>, model: &AffinityModel) -> Self {
         let mut effects = Self::default();
         for event in events {
             match event.kind.toggle() {
@@ -150,9 +146,7 @@ mod tests {
     #[test]
     fn toggles_add_no_activity() {
         let follow = event("a", EventKind::Follow, "2026-05-01T00:00:00Z");
-        assert!(BatchEffects::collect([&follow], &model())
-            .activity
-            .is_empty());
+        assert!(BatchEffects::collect([&follow], &model()).activity.is_empty());
     }
 
     #[test]

@@ -66,13 +66,9 @@ mod tests {
     use chrono::Duration;
 
     fn model() -> AffinityModel {
-        let weights = [
-            (EventKind::Like, 1.0),
-            (EventKind::Follow, 5.0),
-            (EventKind::View, 0.1),
-        ]
-        .into_iter()
-        .collect();
+        let weights = [(EventKind::Like, 1.0), (EventKind::Follow, 5.0), (EventKind::View, 0.1)]
+            .into_iter()
+            .collect();
         AffinityModel::new(&AffinitySettings {
             half_life_days: 30.0,
             weights,
@@ -94,8 +90,7 @@ mod tests {
         let model = model();
         let a: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
         let b = a + Duration::days(15);
-        let total = model.contribution(EventKind::Like, 2.0, a)
-            + model.contribution(EventKind::View, 1.0, b);
+        let total = model.contribution(EventKind::Like, 2.0, a) + model.contribution(EventKind::View, 1.0, b);
         // At b + 15 days the like is one half-life old, the view half a half-life.
         let expected = 2.0 * 0.5 + 0.1 * 0.5_f64.sqrt();
         assert!((model.score_at(total, b + Duration::days(15)) - expected).abs() < 1e-9);

@@ -25,7 +25,14 @@ pub struct AlsParams {
 
 impl Default for AlsParams {
     fn default() -> Self {
-        Self { factors: 64, regularization: 0.05, alpha: 10.0, iterations: 15, cg_steps: 3, seed: 42 }
+        Self {
+            factors: 64,
+            regularization: 0.05,
+            alpha: 10.0,
+            iterations: 15,
+            cg_steps: 3,
+            seed: 42,
+        }
     }
 }
 
@@ -42,7 +49,11 @@ pub struct Confidences {
 impl Confidences {
     /// From (row, col, r) triples with r > 0 (others are dropped); repeated cells add up.
     pub fn from_triples(rows: usize, cols: usize, triples: &[(u32, u32, f32)], alpha: f32) -> Self {
-        let mut sorted: Vec<(u32, u32, f32)> = triples.iter().copied().filter(|t| t.2 > 0.0 && t.2.is_finite()).collect();
+        let mut sorted: Vec<(u32, u32, f32)> = triples
+            .iter()
+            .copied()
+            .filter(|t| t.2 > 0.0 && t.2.is_finite())
+            .collect();
         sorted.sort_by_key(|t| (t.0, t.1));
         let mut merged: Vec<(u32, u32, f32)> = Vec::with_capacity(sorted.len());
         for (r, c, v) in sorted {
@@ -114,9 +125,7 @@ pub struct AlsModel {
 pub fn train(user_items: &Confidences, params: &AlsParams, mut on_iteration: impl FnMut(usize)) -> AlsModel {
     let item_users = user_items.transpose();
     let mut rng = StdRng::seed_from_u64(params.seed);
-    let mut init = |rows: usize| {
-        Array2::from_shape_fn((rows, params.factors), |_| rng.random::<f32>() * 0.01)
-    };
+    let mut init = |rows: usize| Array2::from_shape_fn((rows, params.factors), |_| rng.random::<f32>() * 0.01);
     let mut users = init(user_items.rows);
     let mut items = init(user_items.cols);
     for iteration in 0..params.iterations {
@@ -127,7 +136,11 @@ pub fn train(user_items: &Confidences, params: &AlsParams, mut on_iteration: imp
     // A last user step against the final items: stored user vectors then equal what
     // fold_in gives for the same interactions.
     solve_all(&mut users, &items.view(), user_items, params, params.cg_steps);
-    AlsModel { params: *params, user_factors: users, item_factors: items }
+    AlsModel {
+        params: *params,
+        user_factors: users,
+        item_factors: items,
+    }
 }
 
 /// YᵀY + λI for the fixed side.
@@ -139,7 +152,13 @@ pub fn gramian(fixed: &ArrayView2<'_, f32>, regularization: f32) -> Array2<f32> 
     yty
 }
 
-fn solve_all(solving: &mut Array2<f32>, fixed: &ArrayView2<'_, f32>, confidences: &Confidences, params: &AlsParams, steps: usize) {
+fn solve_all(
+    solving: &mut Array2<f32>,
+    fixed: &ArrayView2<'_, f32>,
+    confidences: &Confidences,
+    params: &AlsParams,
+    steps: usize,
+) {
     let yty = gramian(fixed, params.regularization);
     let factors = params.factors;
     let fixed_rows = fixed.as_standard_layout();
@@ -227,7 +246,10 @@ fn conjugate_gradient(x: &mut [f32], yty: &[f32], fixed: &[f32], f: usize, cols:
 
 /// Scores of every item for one user vector: Y·x.
 pub fn scores(items: &ArrayView2<'_, f32>, user: &[f32]) -> Vec<f32> {
-    items.axis_iter(Axis(0)).map(|row| row.iter().zip(user).map(|(a, b)| a * b).sum()).collect()
+    items
+        .axis_iter(Axis(0))
+        .map(|row| row.iter().zip(user).map(|(a, b)| a * b).sum())
+        .collect()
 }
 
 #[cfg(test)]
@@ -247,7 +269,14 @@ mod tests {
     }
 
     fn params() -> AlsParams {
-        AlsParams { factors: 8, regularization: 0.1, alpha: 10.0, iterations: 10, cg_steps: 3, seed: 7 }
+        AlsParams {
+            factors: 8,
+            regularization: 0.1,
+            alpha: 10.0,
+            iterations: 10,
+            cg_steps: 3,
+            seed: 7,
+        }
     }
 
     #[test]
@@ -255,9 +284,20 @@ mod tests {
         let data = two_groups();
         let model = train(&data, &params(), |_| {});
         for user in [0usize, 5, 25, 39] {
-            let s = scores(&model.item_factors.view(), model.user_factors.row(user).as_slice().expect("row"));
-            let own: f32 = if user < 20 { s[..10].iter().sum() } else { s[10..].iter().sum() };
-            let other: f32 = if user < 20 { s[10..].iter().sum() } else { s[..10].iter().sum() };
+            let s = scores(
+                &model.item_factors.view(),
+                model.user_factors.row(user).as_slice().expect("row"),
+            );
+            let own: f32 = if user < 20 {
+                s[..10].iter().sum()
+            } else {
+                s[10..].iter().sum()
+            };
+            let other: f32 = if user < 20 {
+                s[10..].iter().sum()
+            } else {
+                s[..10].iter().sum()
+            };
             assert!(own > other + 1.0, "user {user}: own {own}, other {other}");
         }
     }
@@ -265,12 +305,24 @@ mod tests {
     #[test]
     fn fold_in_reproduces_the_trained_user_vector() {
         let data = two_groups();
-        let model = train(&data, &AlsParams { cg_steps: 8, ..params() }, |_| {});
+        let model = train(
+            &data,
+            &AlsParams {
+                cg_steps: 8,
+                ..params()
+            },
+            |_| {},
+        );
         let yty = gramian(&model.item_factors.view(), 0.1);
         let (cols, conf) = data.row(3);
         let folded = fold_in(&model.item_factors.view(), &yty, cols, conf);
         let trained = model.user_factors.row(3);
-        let error: f32 = folded.iter().zip(trained.iter()).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let error: f32 = folded
+            .iter()
+            .zip(trained.iter())
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            .sqrt();
         let norm: f32 = trained.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!(error / norm < 1e-2, "relative error {}", error / norm);
     }

@@ -2,5 +2,6 @@
 
 pub mod affinity;
 pub mod als;
+pub mod embed;
 
 pub use affinity::AffinityModel;

@@ -31,9 +31,7 @@ pub async fn sync_params(pool: &PgPool, model: &AffinityModel) -> Result<bool, s
         .bind(&weights)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT rebuild_state_from_log()")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT rebuild_state_from_log()").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(true)
 }

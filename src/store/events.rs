@@ -11,10 +11,7 @@ use crate::ingest::state::{ResolvedEvent, ToggleKey, ToggleState};
 use crate::ingest::Toggle;
 
 /// Inserts the events whose ids were never seen (sorted by event id); returns their ids.
-pub async fn insert_new_events(
-    conn: &mut PgConnection,
-    events: &[ResolvedEvent],
-) -> Result<Vec<String>, sqlx::Error> {
+pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]) -> Result<Vec<String>, sqlx::Error> {
     let mut ids = Vec::with_capacity(events.len());
     let mut users = Vec::with_capacity(events.len());
     let mut influencers = Vec::with_capacity(events.len());
@@ -128,10 +125,7 @@ pub async fn upsert_toggles(
 }
 
 /// Adds reference-score deltas of the additive kinds (see interest::affinity); keys sorted.
-pub async fn add_activity(
-    conn: &mut PgConnection,
-    deltas: &BTreeMap<(i64, i64), f64>,
-) -> Result<(), sqlx::Error> {
+pub async fn add_activity(conn: &mut PgConnection, deltas: &BTreeMap<(i64, i64), f64>) -> Result<(), sqlx::Error> {
     if deltas.is_empty() {
         return Ok(());
     }

@@ -17,23 +17,16 @@ pub struct StoredKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert(
-    pool: &PgPool,
-    key: &NewKey,
-    name: &str,
-    scopes: &[Scope],
-) -> Result<(), sqlx::Error> {
+pub async fn insert(pool: &PgPool, key: &NewKey, name: &str, scopes: &[Scope]) -> Result<(), sqlx::Error> {
     let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO api_keys (id, name, salt, secret_hash, scopes) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(key.id)
-    .bind(name)
-    .bind(&key.salt)
-    .bind(&key.secret_hash)
-    .bind(scopes)
-    .execute(pool)
-    .await?;
+    sqlx::query("INSERT INTO api_keys (id, name, salt, secret_hash, scopes) VALUES ($1, $2, $3, $4, $5)")
+        .bind(key.id)
+        .bind(name)
+        .bind(&key.salt)
+        .bind(&key.secret_hash)
+        .bind(scopes)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -53,10 +46,9 @@ pub async fn list(pool: &PgPool) -> Result<Vec<StoredKey>, sqlx::Error> {
 
 /// Returns whether a key was revoked now.
 pub async fn revoke(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    let result =
-        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .execute(pool)
-            .await?;
+    let result = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected() == 1)
 }

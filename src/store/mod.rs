@@ -9,6 +9,7 @@ pub mod keys;
 pub mod partitions;
 pub mod people;
 pub mod people_ids;
+pub mod vectors;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -35,8 +36,7 @@ pub enum StoreError {
 }
 
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
-    let options =
-        PgConnectOptions::from_str(settings.url.expose_secret()).map_err(StoreError::Url)?;
+    let options = PgConnectOptions::from_str(settings.url.expose_secret()).map_err(StoreError::Url)?;
     let timeout_ms = settings.statement_timeout_secs * 1000;
     Ok(options.options([
         ("statement_timeout", timeout_ms.to_string()),
@@ -80,10 +80,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// Whether every migration this binary knows has been applied.
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(pool)
-            .await?;
+    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?;
     Ok(applied.unwrap_or(0) >= latest)
 }
 

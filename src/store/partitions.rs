@@ -21,11 +21,7 @@ impl Month {
     }
 
     pub fn plus(self, months: u32) -> Self {
-        Self(
-            self.0
-                .checked_add_months(Months::new(months))
-                .unwrap_or(self.0),
-        )
+        Self(self.0.checked_add_months(Months::new(months)).unwrap_or(self.0))
     }
 }
 
@@ -36,16 +32,9 @@ pub struct Partitions {
 
 impl Partitions {
     /// Creates the partitions of the given months that this process has not seen yet.
-    pub async fn ensure(
-        &self,
-        pool: &PgPool,
-        months: impl IntoIterator<Item = Month>,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn ensure(&self, pool: &PgPool, months: impl IntoIterator<Item = Month>) -> Result<(), sqlx::Error> {
         let missing: Vec<Month> = {
-            let known = self
-                .known
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             months
                 .into_iter()
                 .filter(|m| !known.contains(m))
@@ -70,8 +59,7 @@ impl Partitions {
     /// The current month and `ahead` months after it.
     pub async fn ensure_ahead(&self, pool: &PgPool, ahead: u32) -> Result<(), sqlx::Error> {
         let this_month = Month::of(Utc::now());
-        self.ensure(pool, (0..=ahead).map(|n| this_month.plus(n)))
-            .await
+        self.ensure(pool, (0..=ahead).map(|n| this_month.plus(n))).await
     }
 }
 
@@ -84,9 +72,6 @@ mod tests {
         let at: DateTime<Utc> = "2026-12-31T23:59:59Z".parse().expect("valid");
         let month = Month::of(at);
         assert_eq!(month.start().to_rfc3339(), "2026-12-01T00:00:00+00:00");
-        assert_eq!(
-            month.plus(1).start().to_rfc3339(),
-            "2027-01-01T00:00:00+00:00"
-        );
+        assert_eq!(month.plus(1).start().to_rfc3339(), "2027-01-01T00:00:00+00:00");
     }
 }

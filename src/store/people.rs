@@ -48,12 +48,11 @@ pub async fn user_summary(
     user: &UserRef,
     top: i64,
 ) -> Result<Option<UserSummary>, sqlx::Error> {
-    let Some((id, first_seen)) = sqlx::query_as::<_, (i64, DateTime<Utc>)>(
-        "SELECT id, created_at FROM users WHERE external_id = $1",
-    )
-    .bind(user.as_str())
-    .fetch_optional(pool)
-    .await?
+    let Some((id, first_seen)) =
+        sqlx::query_as::<_, (i64, DateTime<Utc>)>("SELECT id, created_at FROM users WHERE external_id = $1")
+            .bind(user.as_str())
+            .fetch_optional(pool)
+            .await?
     else {
         return Ok(None);
     };
@@ -89,13 +88,12 @@ pub async fn influencer_summary(
     influencer: &InfluencerRef,
     top: i64,
 ) -> Result<Option<InfluencerSummary>, sqlx::Error> {
-    let Some((id, display_name, first_seen)) =
-        sqlx::query_as::<_, (i64, Option<String>, DateTime<Utc>)>(
-            "SELECT id, display_name, created_at FROM influencers WHERE external_id = $1",
-        )
-        .bind(influencer.as_str())
-        .fetch_optional(pool)
-        .await?
+    let Some((id, display_name, first_seen)) = sqlx::query_as::<_, (i64, Option<String>, DateTime<Utc>)>(
+        "SELECT id, display_name, created_at FROM influencers WHERE external_id = $1",
+    )
+    .bind(influencer.as_str())
+    .fetch_optional(pool)
+    .await?
     else {
         return Ok(None);
     };
@@ -126,14 +124,8 @@ pub async fn influencer_summary(
     }))
 }
 
-async fn events_by_kind(
-    pool: &PgPool,
-    column: &'static str,
-    id: i64,
-) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    let sql = format!(
-        "SELECT kind::text, count(*) FROM engagement_events WHERE {column} = $1 GROUP BY kind"
-    );
+async fn events_by_kind(pool: &PgPool, column: &'static str, id: i64) -> Result<BTreeMap<String, i64>, sqlx::Error> {
+    let sql = format!("SELECT kind::text, count(*) FROM engagement_events WHERE {column} = $1 GROUP BY kind");
     let rows: Vec<(String, i64)> = sqlx::query_as(&sql).bind(id).fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }

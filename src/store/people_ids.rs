@@ -85,23 +85,13 @@ async fn fetch_or_create(
          UNION ALL
          SELECT p.external_id, p.id FROM {table} p JOIN input ON p.external_id = input.x"
     );
-    let mut rows: Vec<(String, i64)> = sqlx::query_as(&sql)
-        .bind(external_ids)
-        .fetch_all(pool)
-        .await?;
+    let mut rows: Vec<(String, i64)> = sqlx::query_as(&sql).bind(external_ids).fetch_all(pool).await?;
     // Rows a concurrent caller created after this statement's snapshot are read again.
     let found: BTreeSet<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let unresolved: Vec<&str> = external_ids
-        .iter()
-        .copied()
-        .filter(|x| !found.contains(x))
-        .collect();
+    let unresolved: Vec<&str> = external_ids.iter().copied().filter(|x| !found.contains(x)).collect();
     if !unresolved.is_empty() {
         let sql = format!("SELECT external_id, id FROM {table} WHERE external_id = ANY($1)");
-        let more: Vec<(String, i64)> = sqlx::query_as(&sql)
-            .bind(unresolved)
-            .fetch_all(pool)
-            .await?;
+        let more: Vec<(String, i64)> = sqlx::query_as(&sql).bind(unresolved).fetch_all(pool).await?;
         rows.extend(more);
     }
     Ok(rows)

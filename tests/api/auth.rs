@@ -14,21 +14,13 @@ async fn missing_or_wrong_keys_get_401_json() {
         .await
         .expect("request");
     assert_eq!(no_key.status().as_u16(), 401);
-    assert_eq!(
-        no_key.json::<Value>().await.expect("json")["code"],
-        "unauthorized"
-    );
+    assert_eq!(no_key.json::<Value>().await.expect("json")["code"], "unauthorized");
 
     let forged = "sck_00000000000000000000000000000000_deadbeef";
     for key in ["nonsense", forged, &format!("{}x", app.admin_key)] {
-        let response = app
-            .post_events_as(key, "application/json", b"[]".to_vec())
-            .await;
+        let response = app.post_events_as(key, "application/json", b"[]".to_vec()).await;
         assert_eq!(response.status().as_u16(), 401, "{key}");
-        assert_eq!(
-            response.json::<Value>().await.expect("json")["code"],
-            "unauthorized"
-        );
+        assert_eq!(response.json::<Value>().await.expect("json")["code"], "unauthorized");
     }
     let basic = app
         .client
@@ -44,16 +36,11 @@ async fn missing_or_wrong_keys_get_401_json() {
 async fn a_key_without_the_scope_gets_403_json() {
     let app = spawn_app().await;
     let reader = app.key_with_scopes(&[Scope::Read]).await;
-    let response = app
-        .post_events_as(&reader, "application/json", b"[]".to_vec())
-        .await;
+    let response = app.post_events_as(&reader, "application/json", b"[]".to_vec()).await;
     assert_eq!(response.status().as_u16(), 403);
     let error: Value = response.json().await.expect("json");
     assert_eq!(error["code"], "forbidden");
-    assert!(error["message"]
-        .as_str()
-        .expect("message")
-        .contains("ingest"));
+    assert!(error["message"].as_str().expect("message").contains("ingest"));
 
     let ingester = app.key_with_scopes(&[Scope::Ingest]).await;
     let read = app
@@ -64,9 +51,7 @@ async fn a_key_without_the_scope_gets_403_json() {
         .await
         .expect("request");
     assert_eq!(read.status().as_u16(), 403);
-    let ok = app
-        .post_events_as(&ingester, "application/json", b"[]".to_vec())
-        .await;
+    let ok = app.post_events_as(&ingester, "application/json", b"[]".to_vec()).await;
     assert_eq!(ok.status().as_u16(), 200);
 }
 
@@ -82,9 +67,7 @@ async fn a_revoked_key_stops_working() {
             .as_u16(),
         200
     );
-    assert!(stylecast::store::keys::revoke(&app.pool, id)
-        .await
-        .expect("revoke"));
+    assert!(stylecast::store::keys::revoke(&app.pool, id).await.expect("revoke"));
     assert_eq!(
         app.post_events_as(&token, "application/json", b"[]".to_vec())
             .await
@@ -105,8 +88,5 @@ async fn keys_are_stored_only_as_salted_hashes() {
         ))
         .await;
     assert_eq!(leaked, 0);
-    assert_eq!(
-        app.count("SELECT count(DISTINCT salt) FROM api_keys").await,
-        1
-    );
+    assert_eq!(app.count("SELECT count(DISTINCT salt) FROM api_keys").await, 1);
 }

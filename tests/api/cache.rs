@@ -34,9 +34,7 @@ async fn values_round_trip_through_redis_and_are_shared_between_instances() {
 #[tokio::test]
 async fn a_dead_redis_falls_back_to_the_in_process_cache() {
     let cache = Cache::new(&settings(Some("redis://127.0.0.1:1"))).expect("cache");
-    cache
-        .set("k", Bytes::from_static(b"v"), Duration::from_secs(30))
-        .await;
+    cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(30)).await;
     assert_eq!(cache.get("k").await.as_deref(), Some(&b"v"[..]));
     assert_eq!(cache.live_kind().await, CacheKind::Memory);
     let none = Cache::new(&settings(None)).expect("cache");

@@ -25,12 +25,7 @@ async fn a_mixed_batch_lands_its_valid_events_and_names_each_bad_one() {
         .as_array()
         .expect("array")
         .iter()
-        .map(|r| {
-            (
-                r["index"].as_u64().expect("index"),
-                r["code"].as_str().expect("code"),
-            )
-        })
+        .map(|r| (r["index"].as_u64().expect("index"), r["code"].as_str().expect("code")))
         .collect();
     assert_eq!(
         rejected,
@@ -91,11 +86,7 @@ async fn the_same_event_id_at_another_time_is_still_a_duplicate_across_partition
     let first = json!([event("x1", "u1", "i1", "view", &days_ago(1.0))]);
     let moved = json!([event("x1", "u1", "i1", "view", &days_ago(70.0))]);
     assert_eq!(
-        app.post_events(&first)
-            .await
-            .json::<Value>()
-            .await
-            .expect("json")["accepted"],
+        app.post_events(&first).await.json::<Value>().await.expect("json")["accepted"],
         1
     );
     let report: Value = app.post_events(&moved).await.json().await.expect("json");
@@ -137,13 +128,8 @@ async fn unfollow_and_unlike_update_state_and_take_their_affinity_back() {
     ]);
     app.post_events(&batch).await;
     let (_, user) = app.get_json("/v1/users/u1").await;
-    assert_eq!(
-        (user["following"].as_i64(), user["likes"].as_i64()),
-        (Some(1), Some(2))
-    );
-    let with_all = user["top_influencers"][0]["affinity"]
-        .as_f64()
-        .expect("affinity");
+    assert_eq!((user["following"].as_i64(), user["likes"].as_i64()), (Some(1), Some(2)));
+    let with_all = user["top_influencers"][0]["affinity"].as_f64().expect("affinity");
 
     let undo = json!([
         event("f2", "u1", "i1", "unfollow", &days_ago(1.0)),
@@ -151,22 +137,14 @@ async fn unfollow_and_unlike_update_state_and_take_their_affinity_back() {
     ]);
     app.post_events(&undo).await;
     let (_, user) = app.get_json("/v1/users/u1").await;
-    assert_eq!(
-        (user["following"].as_i64(), user["likes"].as_i64()),
-        (Some(0), Some(1))
-    );
+    assert_eq!((user["following"].as_i64(), user["likes"].as_i64()), (Some(0), Some(1)));
     let (_, influencer) = app.get_json("/v1/influencers/i1").await;
     assert_eq!(influencer["followers"], 0);
 
     // What is left: one like (weight 1) and one comment (weight 2), three days old.
-    let left = user["top_influencers"][0]["affinity"]
-        .as_f64()
-        .expect("affinity");
+    let left = user["top_influencers"][0]["affinity"].as_f64().expect("affinity");
     let expected = 3.0 * 0.5_f64.powf(3.0 / 30.0);
-    assert!(
-        (left - expected).abs() < 1e-6,
-        "left {left}, expected {expected}"
-    );
+    assert!((left - expected).abs() < 1e-6, "left {left}, expected {expected}");
     assert!(with_all > left);
 }
 
@@ -204,10 +182,7 @@ async fn affinity_decays_by_half_every_half_life() {
         })
         .collect();
     // follow 5 × ½ (one half-life); share 3 × weight 2 × ¼ (two half-lives); view 0.1 now.
-    assert_eq!(
-        top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
-        ["i1", "i2", "i3"]
-    );
+    assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["i1", "i2", "i3"]);
     for ((_, got), want) in top.iter().zip([2.5, 1.5, 0.1]) {
         assert!((got - want).abs() < 1e-4, "got {got}, want {want}");
     }
@@ -218,35 +193,23 @@ async fn malformed_bodies_get_a_json_400_with_a_code() {
     let app = spawn_app().await;
     let cases: [(&str, &[u8], &str); 4] = [
         ("application/json", b"[{\"event_id\": ", "malformed_json"),
-        (
-            "application/json",
-            b"{\"event_id\": \"x\"}",
-            "expected_array",
-        ),
+        ("application/json", b"{\"event_id\": \"x\"}", "expected_array"),
         ("application/json", b"[\"caf\xe9\"]", "invalid_utf8"),
         ("application/json", b"", "malformed_json"),
     ];
     for (content_type, body, code) in cases {
-        let response = app
-            .post_events_as(&app.admin_key, content_type, body.to_vec())
-            .await;
+        let response = app.post_events_as(&app.admin_key, content_type, body.to_vec()).await;
         assert_eq!(response.status().as_u16(), 400, "{code}");
         let error: Value = response.json().await.expect("json");
         assert_eq!(error["code"], code);
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let ndjson = app
-        .post_events_as(
-            &app.admin_key,
-            "application/x-ndjson",
-            b"\xff\xfe{}\n".to_vec(),
-        )
+        .post_events_as(&app.admin_key, "application/x-ndjson", b"\xff\xfe{}\n".to_vec())
         .await;
     let report: Value = ndjson.json().await.expect("json");
     assert_eq!(report["rejected"][0]["code"], "invalid_utf8");
-    let csv = app
-        .post_events_as(&app.admin_key, "text/csv", b"a,b".to_vec())
-        .await;
+    let csv = app.post_events_as(&app.admin_key, "text/csv", b"a,b".to_vec()).await;
     assert_eq!(csv.status().as_u16(), 415);
     assert_eq!(
         csv.json::<Value>().await.expect("json")["code"],
@@ -264,10 +227,7 @@ async fn oversized_batches_get_413_with_a_json_error() {
         .collect();
     let response = app.post_events(&Value::Array(too_many)).await;
     assert_eq!(response.status().as_u16(), 413);
-    assert_eq!(
-        response.json::<Value>().await.expect("json")["code"],
-        "too_many_events"
-    );
+    assert_eq!(response.json::<Value>().await.expect("json")["code"], "too_many_events");
 
     let padding = "x".repeat(6 * 1024 * 1024);
     let response = app
@@ -300,12 +260,7 @@ async fn a_full_batch_of_ten_thousand_events_lands() {
             )
         })
         .collect();
-    let report: Value = app
-        .post_events(&Value::Array(batch))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let report: Value = app.post_events(&Value::Array(batch)).await.json().await.expect("json");
     assert_eq!(report["accepted"], 10_000);
     assert_eq!(app.count("SELECT count(*) FROM users").await, 97);
     // 97 and 13 are coprime: n mod 1261 gives every (user, influencer) pair once.
@@ -331,8 +286,7 @@ async fn concurrent_batches_with_overlapping_ids_count_each_event_once() {
                 let events: Vec<Value> = (0..500u64)
                     .map(|n| {
                         let id = (client * 331 + batch * 997 + n * 7) % 3000;
-                        let kind = ["follow", "unfollow", "like", "unlike", "view", "share"]
-                            [(id % 6) as usize];
+                        let kind = ["follow", "unfollow", "like", "unlike", "view", "share"][(id % 6) as usize];
                         let mut e = event(
                             &format!("c{id}"),
                             &format!("u{}", id % 50),
@@ -368,10 +322,7 @@ async fn concurrent_batches_with_overlapping_ids_count_each_event_once() {
         duplicates += d;
     }
     let distinct = app.count("SELECT count(*) FROM engagement_events").await;
-    assert_eq!(
-        accepted, distinct,
-        "every accepted event is stored exactly once"
-    );
+    assert_eq!(accepted, distinct, "every accepted event is stored exactly once");
     assert_eq!(accepted + duplicates, 8 * 4 * 500);
     assert_eq!(
         app.count("SELECT count(DISTINCT event_id) FROM engagement_events")
@@ -388,7 +339,9 @@ pub async fn assert_state_equals_recomputation(app: &crate::helpers::TestApp) {
         let pool = app.pool.clone();
         async move {
             let sql = match table {
-                "follows" => "SELECT user_id, influencer_id, '' AS post_id, active, changed_by_event FROM follows ORDER BY 1, 2",
+                "follows" => {
+                    "SELECT user_id, influencer_id, '' AS post_id, active, changed_by_event FROM follows ORDER BY 1, 2"
+                }
                 _ => "SELECT user_id, influencer_id, post_id, active, changed_by_event FROM likes ORDER BY 1, 2, 3",
             };
             sqlx::query_as::<_, (i64, i64, String, bool, String)>(sql)
@@ -399,8 +352,7 @@ pub async fn assert_state_equals_recomputation(app: &crate::helpers::TestApp) {
     };
     // Scores are stored at the 2020 epoch (about 2^84 today); a pair whose events cancel
     // out may keep a rounding residue far below one unit of today's weight.
-    let unit =
-        ((chrono::Utc::now().timestamp() as f64 - 1_577_836_800.0) / (30.0 * 86_400.0)).exp2();
+    let unit = ((chrono::Utc::now().timestamp() as f64 - 1_577_836_800.0) / (30.0 * 86_400.0)).exp2();
     let affinity = || async {
         let rows = sqlx::query_as::<_, (i64, i64, f64)>(
             "SELECT user_id, influencer_id, score_ref FROM affinity ORDER BY 1, 2",
@@ -412,11 +364,7 @@ pub async fn assert_state_equals_recomputation(app: &crate::helpers::TestApp) {
             .filter(|row| row.2.abs() > 1e-9 * unit)
             .collect::<Vec<_>>()
     };
-    let (follows, likes, scores) = (
-        snapshot("follows").await,
-        snapshot("likes").await,
-        affinity().await,
-    );
+    let (follows, likes, scores) = (snapshot("follows").await, snapshot("likes").await, affinity().await);
     sqlx::query("SELECT rebuild_state_from_log()")
         .execute(&app.pool)
         .await
@@ -427,9 +375,6 @@ pub async fn assert_state_equals_recomputation(app: &crate::helpers::TestApp) {
     assert_eq!(scores.len(), rebuilt.len(), "the same pairs have affinity");
     for (a, b) in scores.iter().zip(&rebuilt) {
         assert_eq!((a.0, a.1), (b.0, b.1));
-        assert!(
-            (a.2 - b.2).abs() <= 1e-9 * unit.max(b.2.abs()),
-            "{a:?} vs {b:?}"
-        );
+        assert!((a.2 - b.2).abs() <= 1e-9 * unit.max(b.2.abs()), "{a:?} vs {b:?}");
     }
 }

@@ -14,8 +14,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
 }
 
 pub fn redis_url() -> String {
@@ -37,17 +36,13 @@ async fn template() -> &'static str {
             let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
                 .await
                 .expect("connect to Postgres");
-            admin
-                .execute("SELECT pg_advisory_lock(7421001)")
-                .await
-                .expect("lock");
+            admin.execute("SELECT pg_advisory_lock(7421001)").await.expect("lock");
             drop_stale_test_databases(&mut admin).await;
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .expect("query pg_database");
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .expect("query pg_database");
             if !exists {
                 admin
                     .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
@@ -56,9 +51,7 @@ async fn template() -> &'static str {
                 let pool = PgPool::connect(&format!("{}/{name}", server_url()))
                     .await
                     .expect("connect template");
-                stylecast::store::migrate(&pool)
-                    .await
-                    .expect("migrate template");
+                stylecast::store::migrate(&pool).await.expect("migrate template");
                 pool.close().await;
             }
             admin
@@ -156,20 +149,11 @@ impl TestApp {
     }
 
     pub async fn post_events(&self, body: &Value) -> reqwest::Response {
-        self.post_events_as(
-            &self.admin_key,
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await
+        self.post_events_as(&self.admin_key, "application/json", body.to_string().into_bytes())
+            .await
     }
 
-    pub async fn post_events_as(
-        &self,
-        key: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> reqwest::Response {
+    pub async fn post_events_as(&self, key: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
         self.client
             .post(self.url("/v1/events"))
             .bearer_auth(key)

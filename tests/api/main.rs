@@ -7,3 +7,4 @@ mod events;
 mod helpers;
 mod ops;
 mod people;
+mod recommend;

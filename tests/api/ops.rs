@@ -5,20 +5,10 @@ use crate::helpers::{days_ago, event, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn healthz_and_readyz_report_the_live_parts() {
     let app = spawn_app().await;
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("request");
+    let health = app.client.get(app.url("/healthz")).send().await.expect("request");
     assert_eq!(health.status().as_u16(), 200);
 
-    let ready = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
+    let ready = app.client.get(app.url("/readyz")).send().await.expect("request");
     assert_eq!(ready.status().as_u16(), 200);
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["ready"], true);
@@ -41,14 +31,8 @@ async fn readyz_says_memory_cache_when_redis_is_absent_or_down() {
         .expect("json");
     assert_eq!(body["cache"], "memory");
 
-    let down =
-        spawn_app_with(|s| s.redis.url = Some("redis://127.0.0.1:1".to_string().into())).await;
-    let ready = down
-        .client
-        .get(down.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
+    let down = spawn_app_with(|s| s.redis.url = Some("redis://127.0.0.1:1".to_string().into())).await;
+    let ready = down.client.get(down.url("/readyz")).send().await.expect("request");
     assert_eq!(
         ready.status().as_u16(),
         200,
@@ -179,24 +163,12 @@ async fn graceful_shutdown_finishes_the_batch_in_flight() {
     let in_flight = tokio::spawn(request);
     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     app.handle.stop(true).await;
-    let response = in_flight
-        .await
-        .expect("task")
-        .expect("the in-flight batch is answered");
+    let response = in_flight.await.expect("task").expect("the in-flight batch is answered");
     assert_eq!(response.status().as_u16(), 200);
     let report: Value = response.json().await.expect("json");
     assert_eq!(report["accepted"], 10_000);
-    assert_eq!(
-        app.count("SELECT count(*) FROM engagement_events").await,
-        10_000
-    );
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 10_000);
     let health = app.url("/healthz");
-    app.server
-        .await
-        .expect("server task")
-        .expect("server stopped cleanly");
-    assert!(
-        app.client.get(health).send().await.is_err(),
-        "the server is stopped"
-    );
+    app.server.await.expect("server task").expect("server stopped cleanly");
+    assert!(app.client.get(health).send().await.is_err(), "the server is stopped");
 }

@@ -18,10 +18,7 @@ async fn user_and_influencer_reads_show_counts_and_top_affinities() {
 
     let (status, ana) = app.get_json("/v1/users/ana").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        ana["events_by_kind"],
-        json!({"follow": 1, "view": 2, "share": 1})
-    );
+    assert_eq!(ana["events_by_kind"], json!({"follow": 1, "view": 2, "share": 1}));
     assert_eq!(ana["following"], 1);
     assert_eq!(ana["top_influencers"][0]["id"], "nova");
     assert_eq!(ana["top_influencers"][1]["id"], "iris");
@@ -44,15 +41,9 @@ async fn unknown_people_and_bad_parameters_get_json_4xx() {
     let (status, body) = app.get_json("/v1/influencers/nobody").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (status, body) = app.get_json("/v1/users/ana?top=0").await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid_query"))
-    );
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = app.get_json("/v1/users/ana?top=lots").await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid_query"))
-    );
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
     let long = "x".repeat(200);
     let (status, body) = app.get_json(&format!("/v1/users/{long}")).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_id")));
