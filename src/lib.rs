@@ -7,14 +7,17 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod http;
 pub mod ingest;
 pub mod interest;
 pub mod keys;
+pub mod media;
 pub mod onnx_runtime;
 pub mod recommend;
 pub mod startup;
 pub mod store;
+pub mod style;
 pub mod telemetry;
 
 pub use error::AppError;

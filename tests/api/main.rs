@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod events;
 mod helpers;
+mod models;
 mod ops;
 mod people;
 mod recommend;

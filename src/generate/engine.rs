@@ -1,0 +1,273 @@
+//! Model serving: sessions created once, each on a dedicated thread, fed by one bounded
+//! queue. A worker takes a job, waits up to `max_wait` for more with the same input shapes
+//! (up to `max_batch`), runs them as one batch and splits the outputs (Triton-style dynamic
+//! batching). A full queue is overload: callers get `Overloaded` at once, never an
+//! unbounded wait.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use ndarray::{concatenate, ArrayD, ArrayViewD, Axis, Slice};
+use ort::session::{Session, SessionInputValue};
+use ort::value::Tensor;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::onnx_runtime::OrtRuntime;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EngineConfig {
+    /// Sessions (and threads) per model.
+    pub sessions: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+    /// Jobs waiting beyond the ones running; more is overload (429).
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum EngineError {
+    #[error("the model queue is full")]
+    Overloaded,
+    #[error("loading model {model}: {message}")]
+    Load { model: String, message: String },
+    #[error("running model {model}: {message}")]
+    Run { model: String, message: String },
+    #[error("model {0} was shut down")]
+    Closed(String),
+}
+
+type Outputs = Result<Vec<ArrayD<f32>>, EngineError>;
+
+struct Job {
+    inputs: Vec<ArrayD<f32>>,
+    reply: oneshot::Sender<Outputs>,
+}
+
+pub struct Engine {
+    pub name: String,
+    pub version: String,
+    /// The execution provider that actually runs (`cpu`, or `cuda` when it registered).
+    pub provider: &'static str,
+    pub input_names: Vec<String>,
+    pub output_names: Vec<String>,
+    queue: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn load(
+        runtime: &OrtRuntime,
+        name: &str,
+        version: String,
+        path: &Path,
+        config: &EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let load_error = |message: String| EngineError::Load {
+            model: name.to_string(),
+            message,
+        };
+        let (sender, receiver) = bounded::<Job>(config.queue_capacity.max(1));
+        let mut sessions = Vec::new();
+        let mut provider = "cpu";
+        for _ in 0..config.sessions.max(1) {
+            let (session, used) = build_session(runtime, path, config.intra_threads).map_err(load_error)?;
+            provider = used;
+            sessions.push(session);
+        }
+        let input_names = sessions[0].inputs().iter().map(|i| i.name().to_string()).collect();
+        let output_names: Vec<String> = sessions[0].outputs().iter().map(|o| o.name().to_string()).collect();
+        let workers = sessions
+            .into_iter()
+            .enumerate()
+            .map(|(n, session)| {
+                let worker = Worker {
+                    model: name.to_string(),
+                    session,
+                    receiver: receiver.clone(),
+                    output_names: output_names.clone(),
+                    max_batch: config.max_batch.max(1),
+                    max_wait: Duration::from_millis(config.max_wait_ms),
+                };
+                std::thread::Builder::new()
+                    .name(format!("onnx-{name}-{n}"))
+                    .spawn(move || worker.run())
+                    .map_err(|err| load_error(err.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::info!(model = name, %version, provider, sessions = workers.len(), "model loaded");
+        Ok(Self {
+            name: name.to_string(),
+            version,
+            provider,
+            input_names,
+            output_names,
+            queue: Some(sender),
+            workers,
+        })
+    }
+
+    /// Runs one request (inputs in the model's input order, each with a leading batch axis).
+    pub async fn run(&self, inputs: Vec<ArrayD<f32>>) -> Outputs {
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| EngineError::Closed(self.name.clone()))?;
+        let (reply, answer) = oneshot::channel();
+        match queue.try_send(Job { inputs, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("stylecast_model_overload_total", "model" => self.name.clone()).increment(1);
+                return Err(EngineError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(EngineError::Closed(self.name.clone())),
+        }
+        answer.await.map_err(|_| EngineError::Closed(self.name.clone()))?
+    }
+}
+
+impl Drop for Engine {
+    /// Closing the queue lets each worker finish its batch and exit; then join them.
+    fn drop(&mut self) {
+        self.queue.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn build_session(runtime: &OrtRuntime, path: &Path, intra_threads: usize) -> Result<(Session, &'static str), String> {
+    let builder = Session::builder(&runtime.environment)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(intra_threads.max(1))
+        .map_err(|e| e.to_string())?;
+    let (mut builder, provider) = with_best_provider(builder);
+    let session = builder.commit_from_file(path).map_err(|e| e.to_string())?;
+    Ok((session, provider))
+}
+
+#[cfg(feature = "cuda")]
+fn with_best_provider(
+    builder: ort::session::builder::SessionBuilder,
+) -> (ort::session::builder::SessionBuilder, &'static str) {
+    match builder.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]) {
+        Ok(builder) => (builder, "cuda"),
+        Err(err) => {
+            tracing::warn!(error = %err, "CUDA execution provider unavailable; falling back to CPU");
+            (err.recover(), "cpu")
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_best_provider(
+    builder: ort::session::builder::SessionBuilder,
+) -> (ort::session::builder::SessionBuilder, &'static str) {
+    (builder, "cpu")
+}
+
+struct Worker {
+    model: String,
+    session: Session,
+    receiver: Receiver<Job>,
+    output_names: Vec<String>,
+    max_batch: usize,
+    max_wait: Duration,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut held: Option<Job> = None;
+        loop {
+            let first = match held.take() {
+                Some(job) => job,
+                None => match self.receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            let mut batch = vec![first];
+            let deadline = Instant::now() + self.max_wait;
+            while batch.len() < self.max_batch {
+                match self.receiver.recv_deadline(deadline) {
+                    Ok(job) if same_shapes(&job, &batch[0]) => batch.push(job),
+                    Ok(job) => {
+                        held = Some(job);
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            metrics::histogram!("stylecast_model_batch_size", "model" => self.model.clone()).record(batch.len() as f64);
+            self.run_batch(batch);
+        }
+    }
+
+    fn run_batch(&mut self, batch: Vec<Job>) {
+        let rows: Vec<usize> = batch
+            .iter()
+            .map(|job| job.inputs.first().map_or(0, |a| a.shape()[0]))
+            .collect();
+        let started = Instant::now();
+        let outputs = self.infer(&batch);
+        metrics::histogram!("stylecast_model_run_seconds", "model" => self.model.clone())
+            .record(started.elapsed().as_secs_f64());
+        match outputs {
+            Ok(outputs) => {
+                let mut offset = 0;
+                for (job, n) in batch.into_iter().zip(rows) {
+                    let mine = outputs
+                        .iter()
+                        .map(|o| o.slice_axis(Axis(0), Slice::from(offset..offset + n)).to_owned())
+                        .collect();
+                    offset += n;
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(err) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    fn infer(&mut self, batch: &[Job]) -> Result<Vec<ArrayD<f32>>, EngineError> {
+        let run_error = |message: String| EngineError::Run {
+            model: self.model.clone(),
+            message,
+        };
+        let inputs_per_job = batch[0].inputs.len();
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs_per_job);
+        for index in 0..inputs_per_job {
+            let views: Vec<ArrayViewD<'_, f32>> = batch.iter().map(|job| job.inputs[index].view()).collect();
+            let joined = concatenate(Axis(0), &views).map_err(|e| run_error(e.to_string()))?;
+            let name = self.session.inputs()[index].name().to_string();
+            let tensor = Tensor::from_array(joined).map_err(|e| run_error(e.to_string()))?;
+            values.push((Cow::Owned(name), SessionInputValue::from(tensor)));
+        }
+        let outputs = self.session.run(values).map_err(|e| run_error(e.to_string()))?;
+        self.output_names
+            .iter()
+            .map(|name| {
+                outputs[name.as_str()]
+                    .try_extract_array::<f32>()
+                    .map(|view| view.to_owned())
+                    .map_err(|e| run_error(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+fn same_shapes(a: &Job, b: &Job) -> bool {
+    a.inputs.len() == b.inputs.len()
+        && a.inputs
+            .iter()
+            .zip(&b.inputs)
+            .all(|(x, y)| x.shape()[1..] == y.shape()[1..])
+}

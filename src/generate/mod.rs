@@ -1,0 +1,5 @@
+//! Generation: ONNX models served from the manifest, and (as it lands) the pipeline from a
+//! user's photo and interests to a personalized image.
+
+pub mod engine;
+pub mod manifest;

@@ -1,0 +1,272 @@
+//! The image front door: size and pixel-area limits checked from the header before the
+//! full decode, EXIF orientation applied, everything normalised to RGB8; and encoding.
+
+use std::io::Cursor;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLimits {
+    pub max_bytes: usize,
+    pub max_side: u32,
+    pub max_pixels: u64,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            max_side: 8192,
+            max_pixels: 25_000_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MediaError {
+    #[error("image is empty")]
+    Empty,
+    #[error("image is {actual} bytes; the limit is {limit}")]
+    TooLarge { actual: usize, limit: usize },
+    #[error("not a JPEG, PNG or WebP image")]
+    UnsupportedFormat,
+    #[error(
+        "image is {width}x{height}; each side must be at most {max_side} and the area at most {max_pixels} pixels"
+    )]
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        max_side: u32,
+        max_pixels: u64,
+    },
+    #[error("image has a zero side")]
+    ZeroSized,
+    #[error("image could not be decoded: {0}")]
+    Corrupt(String),
+}
+
+impl MediaError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_image",
+            Self::TooLarge { .. } => "image_too_large",
+            Self::UnsupportedFormat => "unsupported_image_format",
+            Self::TooManyPixels { .. } => "image_too_many_pixels",
+            Self::ZeroSized => "image_zero_sized",
+            Self::Corrupt(_) => "corrupt_image",
+        }
+    }
+}
+
+/// Decodes an upload into RGB8 with its EXIF orientation applied.
+pub fn decode(bytes: &[u8], limits: &MediaLimits) -> Result<RgbImage, MediaError> {
+    if bytes.is_empty() {
+        return Err(MediaError::Empty);
+    }
+    if bytes.len() > limits.max_bytes {
+        return Err(MediaError::TooLarge {
+            actual: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| MediaError::UnsupportedFormat)?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
+        return Err(MediaError::UnsupportedFormat);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_pixels * 8);
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt_or_limit)?;
+    // The header alone decides whether the pixels may be decoded (decompression bombs stop here).
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(MediaError::ZeroSized);
+    }
+    if width > limits.max_side || height > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(MediaError::TooManyPixels {
+            width,
+            height,
+            max_side: limits.max_side,
+            max_pixels: limits.max_pixels,
+        });
+    }
+    let orientation = decoder.orientation().map_err(corrupt_or_limit)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt_or_limit)?;
+    image.apply_orientation(orientation);
+    Ok(image.to_rgb8())
+}
+
+fn corrupt_or_limit(err: image::ImageError) -> MediaError {
+    match err {
+        image::ImageError::Limits(_) => MediaError::TooManyPixels {
+            width: 0,
+            height: 0,
+            max_side: 0,
+            max_pixels: 0,
+        },
+        other => MediaError::Corrupt(other.to_string()),
+    }
+}
+
+/// Scales so the longest side is `longest` (never up), then crops each side down to a
+/// multiple of `multiple` (the generator's stride), keeping the centre.
+pub fn fit(image: &RgbImage, longest: u32, multiple: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let scale = (f64::from(longest) / f64::from(w.max(h))).min(1.0);
+    let (sw, sh) = (
+        ((f64::from(w) * scale).round() as u32).max(multiple),
+        ((f64::from(h) * scale).round() as u32).max(multiple),
+    );
+    let scaled = if (sw, sh) == (w, h) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, sw, sh, FilterType::Lanczos3)
+    };
+    let (cw, ch) = (sw / multiple * multiple, sh / multiple * multiple);
+    image::imageops::crop_imm(&scaled, (sw - cw) / 2, (sh - ch) / 2, cw, ch).to_image()
+}
+
+/// Centre square crop resized to `side` (how style photos are fed to the encoder).
+pub fn square(image: &RgbImage, side: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let s = w.min(h);
+    let cropped = image::imageops::crop_imm(image, (w - s) / 2, (h - s) / 2, s, s).to_image();
+    image::imageops::resize(&cropped, side, side, FilterType::Lanczos3)
+}
+
+/// Output encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Png,
+    Jpeg,
+    Webp,
+}
+
+impl OutputFormat {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "png" => Some(Self::Png),
+            "jpeg" | "jpg" => Some(Self::Jpeg),
+            "webp" => Some(Self::Webp),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+        }
+    }
+}
+
+/// Encodes deterministically (same pixels → same bytes).
+pub fn encode(image: &RgbImage, format: OutputFormat) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    match format {
+        OutputFormat::Png => image.write_to(&mut out, ImageFormat::Png)?,
+        OutputFormat::Jpeg => {
+            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+            image.write_with_encoder(encoder)?;
+        }
+        OutputFormat::Webp => image.write_to(&mut out, ImageFormat::WebP)?,
+    }
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
+        encode(&image, OutputFormat::Png).expect("encode")
+    }
+
+    #[test]
+    fn a_valid_png_decodes_to_its_size() {
+        let decoded = decode(&png(40, 30), &MediaLimits::default()).expect("decodes");
+        assert_eq!(decoded.dimensions(), (40, 30));
+    }
+
+    #[test]
+    fn bad_inputs_get_their_own_codes() {
+        let limits = MediaLimits {
+            max_bytes: 1_000_000,
+            max_side: 100,
+            max_pixels: 5_000,
+        };
+        assert_eq!(decode(b"", &limits).err().map(|e| e.code()), Some("empty_image"));
+        assert_eq!(
+            decode(b"hello world", &limits).err().map(|e| e.code()),
+            Some("unsupported_image_format")
+        );
+        assert_eq!(
+            decode(&png(200, 10), &limits).err().map(|e| e.code()),
+            Some("image_too_many_pixels")
+        );
+        assert_eq!(
+            decode(&png(80, 80), &limits).err().map(|e| e.code()),
+            Some("image_too_many_pixels")
+        );
+        let truncated = &png(50, 50)[..60];
+        assert_eq!(
+            decode(truncated, &limits).err().map(|e| e.code()),
+            Some("corrupt_image")
+        );
+        let big = MediaLimits {
+            max_bytes: 10,
+            ..limits
+        };
+        assert_eq!(
+            decode(&png(5, 5), &big).err().map(|e| e.code()),
+            Some("image_too_large")
+        );
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_from_its_header() {
+        // A 20000x20000 all-black PNG compresses to a few hundred KB: the header says so first.
+        let bomb = {
+            let mut out = Cursor::new(Vec::new());
+            let encoder = image::codecs::png::PngEncoder::new(&mut out);
+            let row = vec![0u8; 20_000];
+            let mut data = Vec::with_capacity(20_000 * 2_000);
+            for _ in 0..2_000 {
+                data.extend_from_slice(&row);
+            }
+            image::ImageEncoder::write_image(encoder, &data, 20_000, 2_000, image::ExtendedColorType::L8)
+                .expect("encode");
+            out.into_inner()
+        };
+        let err = decode(&bomb, &MediaLimits::default()).err();
+        assert_eq!(err.map(|e| e.code()), Some("image_too_many_pixels"));
+    }
+
+    #[test]
+    fn fit_scales_the_longest_side_and_rounds_to_the_stride() {
+        let image = RgbImage::new(1000, 750);
+        assert_eq!(fit(&image, 256, 8).dimensions(), (256, 192));
+        assert_eq!(fit(&RgbImage::new(100, 61), 256, 8).dimensions(), (96, 56));
+        assert_eq!(square(&image, 64).dimensions(), (64, 64));
+    }
+
+    #[test]
+    fn encoding_is_deterministic() {
+        let image = decode(&png(32, 32), &MediaLimits::default()).expect("decodes");
+        for format in [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp] {
+            assert_eq!(
+                encode(&image, format).expect("encode"),
+                encode(&image, format).expect("encode")
+            );
+        }
+    }
+}

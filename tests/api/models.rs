@@ -1,0 +1,171 @@
+//! The real ONNX models through ort: parity with PyTorch's golden outputs, dynamic
+//! batching, overload, and Gram features that tell styles apart. Needs the files that
+//! onnx/check.sh builds (vgg19_features.onnx, the demo style photos).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::read_npy;
+use stylecast::generate::engine::{Engine, EngineConfig, EngineError};
+use stylecast::generate::manifest::Manifest;
+use stylecast::media;
+use stylecast::style::gram;
+
+fn runtime() -> &'static stylecast::onnx_runtime::OrtRuntime {
+    let settings = stylecast::config::Settings::load(None).expect("settings");
+    match stylecast::onnx_runtime::runtime(&settings.onnx.library_path) {
+        Ok(runtime) => runtime,
+        Err(status) => panic!("ONNX Runtime missing: {status:?}"),
+    }
+}
+
+fn config(max_batch: usize, max_wait_ms: u64, queue_capacity: usize) -> EngineConfig {
+    EngineConfig {
+        sessions: 1,
+        intra_threads: 2,
+        max_batch,
+        max_wait_ms,
+        queue_capacity,
+    }
+}
+
+fn engine(name: &str, config: &EngineConfig) -> Engine {
+    let manifest = Manifest::load(Path::new("onnx")).expect("manifest");
+    let (path, version) = manifest.verified_file(name).expect("model file");
+    Engine::load(runtime(), name, version, &path, config).expect("load")
+}
+
+fn golden(name: &str) -> ArrayD<f32> {
+    read_npy::<_, ArrayD<f32>>(format!("onnx/golden/{name}.npy")).expect("golden file")
+}
+
+/// max |a − b| / max |b|
+fn relative_error(actual: &ArrayD<f32>, expected: &ArrayD<f32>) -> f32 {
+    assert_eq!(actual.shape(), expected.shape());
+    let worst = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    worst / expected.iter().map(|v| v.abs()).fold(f32::MIN_POSITIVE, f32::max)
+}
+
+#[tokio::test]
+async fn rust_ort_matches_the_pytorch_golden_outputs() {
+    let encoder = engine("style_encoder", &config(1, 0, 4));
+    let style = encoder.run(vec![golden("encoder_image")]).await.expect("encoder run");
+    let error = relative_error(&style[0], &golden("encoder_style"));
+    assert!(error <= 1e-4, "style encoder relative error {error}");
+
+    let generator = engine("generator", &config(1, 0, 4));
+    let image = generator
+        .run(vec![golden("generator_content"), golden("generator_style")])
+        .await
+        .expect("generator run");
+    let error = relative_error(&image[0], &golden("generator_image"));
+    assert!(error <= 1e-4, "generator relative error {error}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
+    let recorder = stylecast::telemetry::prometheus().expect("recorder");
+    let generator = Arc::new(engine("generator", &config(4, 20, 64)));
+    let content = golden("generator_content");
+    let styles: Vec<ArrayD<f32>> = (0..8)
+        .map(|n| ArrayD::from_shape_fn(IxDyn(&[1, 64]), |idx| ((idx[1] * 7 + n * 13) % 17) as f32 / 17.0 - 0.5))
+        .collect();
+    let alone: Vec<ArrayD<f32>> = {
+        let mut out = Vec::new();
+        for style in &styles {
+            out.push(generator.run(vec![content.clone(), style.clone()]).await.expect("run")[0].clone());
+        }
+        out
+    };
+    let together = futures_util::future::join_all(styles.iter().map(|style| {
+        let generator = generator.clone();
+        let inputs = vec![content.clone(), style.clone()];
+        async move { generator.run(inputs).await }
+    }))
+    .await;
+    for (n, result) in together.into_iter().enumerate() {
+        let batched = &result.expect("batched run")[0];
+        assert!(
+            relative_error(batched, &alone[n]) <= 1e-4,
+            "request {n} got another request's rows"
+        );
+    }
+    // Only this test runs the generator with max_batch > 1: more rows than runs means
+    // requests were served together.
+    let rendered = recorder.render();
+    let value = |metric: &str| -> f64 {
+        rendered
+            .lines()
+            .find(|l| l.starts_with(&format!("{metric}{{model=\"generator\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (rows, runs) = (
+        value("stylecast_model_batch_size_sum"),
+        value("stylecast_model_batch_size_count"),
+    );
+    assert!(rows > runs, "{rows} requests in {runs} runs: nothing was batched");
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_overloaded_at_once() {
+    let generator = Arc::new(engine("generator", &config(1, 0, 1)));
+    let content = ArrayD::<f32>::zeros(IxDyn(&[1, 3, 256, 256]));
+    let style = ArrayD::<f32>::zeros(IxDyn(&[1, 64]));
+    let results = futures_util::future::join_all((0..12).map(|_| {
+        let generator = generator.clone();
+        let inputs = vec![content.clone(), style.clone()];
+        async move { generator.run(inputs).await }
+    }))
+    .await;
+    let overloaded = results
+        .iter()
+        .filter(|r| matches!(r, Err(EngineError::Overloaded)))
+        .count();
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    assert!(
+        overloaded >= 1 && served >= 1,
+        "overloaded {overloaded}, served {served}"
+    );
+    assert_eq!(overloaded + served, 12);
+}
+
+fn photo_tensor(path: &str, side: u32) -> ArrayD<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run onnx/check.sh"));
+    let image = media::square(
+        &media::decode(&bytes, &media::MediaLimits::default()).expect("decode"),
+        side,
+    );
+    ArrayD::from_shape_fn(IxDyn(&[1, 3, side as usize, side as usize]), |i| {
+        f32::from(image.get_pixel(i[3] as u32, i[2] as u32)[i[1]]) / 255.0
+    })
+}
+
+#[tokio::test]
+async fn vgg_grams_tell_two_influencers_apart() {
+    let vgg = engine("vgg19_features", &config(1, 0, 4));
+    let grams = |tensor: ArrayD<f32>| {
+        let vgg = &vgg;
+        async move {
+            let layers = vgg.run(vec![tensor]).await.expect("vgg run");
+            let views: Vec<_> = layers.iter().map(|l| l.view()).collect();
+            gram::grams_of(&views, 0)
+        }
+    };
+    let noir = grams(photo_tensor("onnx/styles/noir_nadia/0.jpg", 128)).await;
+    let noir_again = grams(photo_tensor("onnx/styles/noir_nadia/0.jpg", 120)).await;
+    let neon = grams(photo_tensor("onnx/styles/neon_nova/0.jpg", 128)).await;
+    assert_eq!(noir.len(), 4, "relu1_1..relu4_1");
+    let same = gram::distance(&noir, &noir_again);
+    let different = gram::distance(&noir, &neon);
+    assert!(
+        different > 5.0 * same,
+        "same photo {same}, other influencer {different}"
+    );
+}
