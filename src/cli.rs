@@ -25,6 +25,13 @@ pub enum Command {
     Serve,
     /// Create the database if needed and apply migrations.
     Migrate,
+    /// Restyle a photo for a user with the same pipeline as POST /v1/generate, without a server.
+    Generate(GenerateArgs),
+    /// Influencer styles.
+    Styles {
+        #[command(subcommand)]
+        command: StylesCommand,
+    },
     /// Rebuild every interest vector (ALS over current affinity) and publish a new model version.
     Embed,
     /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
@@ -99,4 +106,31 @@ impl From<&AlsArgs> for crate::interest::als::AlsParams {
             seed: args.seed,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StylesCommand {
+    /// Recompute every influencer's style from their stored photos (after a model change).
+    Rebuild,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub photo: PathBuf,
+    #[arg(long)]
+    pub user: String,
+    /// One influencer's style.
+    #[arg(long, conflicts_with = "mix")]
+    pub influencer: Option<String>,
+    /// Explicit weights, e.g. nova=0.7,iris=0.3.
+    #[arg(long)]
+    pub mix: Option<String>,
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
+    /// Longest side of the output.
+    #[arg(long, default_value_t = 256)]
+    pub size: u32,
+    #[arg(long)]
+    pub out: PathBuf,
 }

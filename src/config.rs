@@ -23,6 +23,8 @@ pub struct Settings {
     pub onnx: OnnxSettings,
     pub log: LogSettings,
     pub embedding: EmbeddingSettings,
+    pub generate: crate::generate::pipeline::GenerateSettings,
+    pub media: crate::media::MediaLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]

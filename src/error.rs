@@ -27,6 +27,14 @@ pub enum AppError {
     NoRoute,
     #[error("{what} is unavailable; retry later")]
     Unavailable { what: &'static str, retry_after_secs: u64 },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    #[error("the generator is at capacity; retry after {retry_after_secs}s")]
+    Overloaded { retry_after_secs: u64 },
+    #[error("generation is unavailable: {0}")]
+    ModelsUnavailable(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
@@ -58,6 +66,10 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::NoRoute => "no_route",
             Self::Unavailable { .. } => "unavailable",
+            Self::Unprocessable { code, .. } => code,
+            Self::Media(err) => err.code(),
+            Self::Overloaded { .. } => "overloaded",
+            Self::ModelsUnavailable(_) => "models_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -89,7 +101,13 @@ impl ResponseError for AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Media(crate::media::MediaError::TooLarge { .. } | crate::media::MediaError::TooManyPixels { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Media(_) => StatusCode::BAD_REQUEST,
+            Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,8 +122,11 @@ impl ResponseError for AppError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable { retry_after_secs, .. } => {
+            Self::Unavailable { retry_after_secs, .. } | Self::Overloaded { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::ModelsUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "30"));
             }
             Self::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -129,4 +150,26 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+impl From<crate::generate::engine::EngineError> for AppError {
+    fn from(err: crate::generate::engine::EngineError) -> Self {
+        match err {
+            crate::generate::engine::EngineError::Overloaded => Self::Overloaded { retry_after_secs: 1 },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::style::service::StyleError> for AppError {
+    fn from(err: crate::style::service::StyleError) -> Self {
+        use crate::style::service::StyleError;
+        match err {
+            StyleError::Media(err) => Self::Media(err),
+            StyleError::UnknownInfluencer(id) => Self::NotFound(format!("influencer {id:?}")),
+            StyleError::Engine(err) => err.into(),
+            StyleError::Database(err) => err.into(),
+            StyleError::Task(message) => Self::Internal(message),
+        }
+    }
 }

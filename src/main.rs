@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use stylecast::cli::{Cli, Command, EvalRecsArgs, KeysCommand};
+use stylecast::cli::{Cli, Command, EvalRecsArgs, GenerateArgs, KeysCommand, StylesCommand};
 use stylecast::config::Settings;
 use stylecast::interest::als;
 use stylecast::startup::Application;
@@ -17,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => manage_keys(&settings, command).await,
         Command::EvalRecs(args) => eval_recs(&args),
         Command::Embed => embed(&settings).await,
+        Command::Generate(args) => generate(&settings, &args).await,
+        Command::Styles {
+            command: StylesCommand::Rebuild,
+        } => rebuild_styles(&settings).await,
     }
 }
 
@@ -180,6 +184,97 @@ async fn embed(settings: &Settings) -> anyhow::Result<()> {
         params.factors,
         report.train_seconds,
         report.total_seconds
+    );
+    Ok(())
+}
+
+async fn models_or_explain(settings: &Settings) -> anyhow::Result<stylecast::generate::models::Models> {
+    let (models, status) = stylecast::startup::load_models(settings);
+    let models = models.ok_or_else(|| anyhow::anyhow!("models unavailable: {}", status.error.unwrap_or_default()))?;
+    std::sync::Arc::try_unwrap(models).map_err(|_| anyhow::anyhow!("models are shared"))
+}
+
+async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()> {
+    use stylecast::generate::pipeline::{GenerateRequest, Pipeline, StyleChoice};
+    use stylecast::media::OutputFormat;
+
+    let pool = store::pool(&settings.database)?;
+    store::migrate(&pool).await?;
+    let models = models_or_explain(settings).await?;
+    let cache = std::sync::Arc::new(stylecast::cache::Cache::new(&settings.redis)?);
+    let recommender =
+        stylecast::recommend::Recommender::new(pool.clone(), cache.clone(), std::time::Duration::from_secs(60));
+    let pipeline = Pipeline {
+        pool: &pool,
+        models: &models,
+        recommender: &recommender,
+        cache: &cache,
+        settings: &settings.generate,
+        limits: settings.media,
+    };
+    let choice = match (&args.influencer, &args.mix) {
+        (Some(id), _) => StyleChoice::Influencer(id.clone()),
+        (None, Some(mix)) => StyleChoice::parse_mix(mix).map_err(|e| anyhow::anyhow!("{e}"))?,
+        (None, None) => StyleChoice::Interests,
+    };
+    let format = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(OutputFormat::parse)
+        .unwrap_or(OutputFormat::Png);
+    let photo = std::fs::read(&args.photo).with_context(|| format!("reading {}", args.photo.display()))?;
+    let started = std::time::Instant::now();
+    let generated = pipeline
+        .generate(GenerateRequest {
+            photo: photo.into(),
+            user: args.user.clone(),
+            choice,
+            strength: args.strength,
+            size: args.size,
+            format,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(&args.out, &generated.image)?;
+    let blend: Vec<String> = generated
+        .blend
+        .weights
+        .iter()
+        .map(|w| format!("{}={:.3}", w.influencer, w.weight))
+        .collect();
+    println!(
+        "wrote {} ({} bytes) in {:.0} ms: blend {} ({}), model {}, provider {}, cache {}",
+        args.out.display(),
+        generated.image.len(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        blend.join(","),
+        generated.blend.source.as_str(),
+        generated.model_version,
+        generated.provider,
+        if generated.cache_hit { "hit" } else { "miss" }
+    );
+    Ok(())
+}
+
+async fn rebuild_styles(settings: &Settings) -> anyhow::Result<()> {
+    use indicatif::ProgressBar;
+    let pool = store::pool(&settings.database)?;
+    store::migrate(&pool).await?;
+    let models = models_or_explain(settings).await?;
+    let bar = ProgressBar::new(0);
+    let started = std::time::Instant::now();
+    let count = stylecast::style::service::rebuild_all(&pool, &models, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt the styles of {count} influencers with encoder {} in {:.1}s",
+        models.encoder.version,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

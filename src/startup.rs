@@ -13,12 +13,16 @@ use tracing_actix_web::TracingLogger;
 
 use crate::cache::Cache;
 use crate::config::{OnnxSettings, Settings};
+use crate::generate::engine::EngineConfig;
+use crate::generate::models::{missing, ModelStatus, Models};
+use crate::generate::pipeline::{GenerateSettings, Pipeline};
 use crate::ingest::Ingestor;
 use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;
+use crate::media::MediaLimits;
 use crate::recommend::Recommender;
 use crate::store::partitions::Partitions;
-use crate::{http, onnx_runtime, store, telemetry};
+use crate::{http, store, telemetry};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -29,6 +33,30 @@ pub struct AppState {
     pub recommender: Recommender,
     pub bootstrap_key: Option<BootstrapKey>,
     pub onnx: OnnxSettings,
+    /// None when the runtime or a model file is missing (`model_status` says why).
+    pub models: Option<Arc<Models>>,
+    pub model_status: ModelStatus,
+    pub generate: GenerateSettings,
+    pub media: MediaLimits,
+}
+
+impl AppState {
+    pub fn models(&self) -> Result<&Models, crate::error::AppError> {
+        self.models.as_deref().ok_or_else(|| {
+            crate::error::AppError::ModelsUnavailable(self.model_status.error.clone().unwrap_or_default())
+        })
+    }
+
+    pub fn pipeline(&self) -> Result<Pipeline<'_>, crate::error::AppError> {
+        Ok(Pipeline {
+            pool: &self.pool,
+            models: self.models()?,
+            recommender: &self.recommender,
+            cache: &self.cache,
+            settings: &self.generate,
+            limits: self.media,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +90,7 @@ impl Application {
             .ensure_ahead(&pool, settings.database.partition_months_ahead)
             .await
             .map_err(store::StoreError::from)?;
-        if let Err(status) = onnx_runtime::runtime(&settings.onnx.library_path) {
-            tracing::warn!(error = ?status.error, fix = ?status.fix, "ONNX Runtime is not available; generation is disabled");
-        }
+        let (models, model_status) = load_models(&settings);
         telemetry::prometheus();
 
         let cache = Arc::new(Cache::new(&settings.redis)?);
@@ -90,6 +116,10 @@ impl Application {
                 .as_ref()
                 .map(|key| BootstrapKey::new(key.expose_secret())),
             onnx: settings.onnx.clone(),
+            models,
+            model_status,
+            generate: settings.generate.clone(),
+            media: settings.media,
         });
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -183,4 +213,43 @@ async fn maintain(pool: PgPool, partitions: Arc<Partitions>, settings: Settings)
             }
         }
     }
+}
+
+/// The generation models; their absence disables generation, never the service.
+pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
+    let generate = &settings.generate;
+    let config = EngineConfig {
+        sessions: generate.sessions,
+        intra_threads: generate.intra_threads,
+        max_batch: generate.max_batch,
+        max_wait_ms: generate.max_wait_ms,
+        queue_capacity: generate.queue_capacity,
+    };
+    match shared_models(settings, &config) {
+        Ok(models) => {
+            let status = models.status();
+            (Some(models), status)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "generation models unavailable; generation answers 503");
+            (None, missing(error))
+        }
+    }
+}
+
+/// Sessions are expensive and ort allows one environment per process: applications built in
+/// the same process (tests, benchmarks) share the models loaded for the same folder.
+fn shared_models(settings: &Settings, config: &EngineConfig) -> Result<Arc<Models>, String> {
+    static LOADED: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<Models>)>> = std::sync::Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, models)) = loaded.iter().find(|(dir, _)| dir == &settings.onnx.model_dir) {
+        return Ok(models.clone());
+    }
+    let models = Arc::new(Models::load(
+        &settings.onnx.library_path,
+        &settings.onnx.model_dir,
+        config,
+    )?);
+    loaded.push((settings.onnx.model_dir.clone(), models.clone()));
+    Ok(models)
 }

@@ -3,3 +3,5 @@
 
 pub mod engine;
 pub mod manifest;
+pub mod models;
+pub mod pipeline;

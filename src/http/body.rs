@@ -30,3 +30,38 @@ pub async fn read_limited(req: &HttpRequest, mut payload: web::Payload, limit: u
     }
     Ok(body.freeze())
 }
+
+/// A multipart/form-data body read into named parts, each bounded, the whole bounded too.
+pub async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<std::collections::HashMap<String, Bytes>, AppError> {
+    let invalid = |err: actix_multipart::MultipartError| AppError::bad_request("invalid_multipart", err.to_string());
+    let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut parts = std::collections::HashMap::new();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(invalid)?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut data = BytesMut::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(invalid)?;
+            total += chunk.len();
+            if total > limit {
+                return Err(AppError::PayloadTooLarge { actual: total, limit });
+            }
+            data.extend_from_slice(&chunk);
+        }
+        parts.insert(name, data.freeze());
+    }
+    Ok(parts)
+}
+
+/// Whether the request carries multipart/form-data.
+pub fn is_multipart(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}

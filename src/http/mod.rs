@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod body;
 pub mod events;
+pub mod generate;
+pub mod influencers;
 pub mod ops;
 pub mod people;
 pub mod telemetry;
@@ -34,7 +36,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/users/{user}/recommendations",
         web::get().to(people::get_recommendations),
     )
-    .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer));
+    .route("/v1/users/{user}/interests", web::get().to(people::get_interests))
+    .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer))
+    .route(
+        "/v1/influencers/{influencer}",
+        web::put().to(influencers::put_influencer),
+    )
+    .route(
+        "/v1/influencers/{influencer}/photos",
+        web::post().to(influencers::post_photo),
+    )
+    .route(
+        "/v1/influencers/{influencer}/style",
+        web::get().to(influencers::get_style),
+    )
+    .route("/v1/generate", web::post().to(generate::post_generate));
 }
 
 pub async fn no_route() -> Result<HttpResponse, AppError> {

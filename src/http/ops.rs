@@ -20,6 +20,7 @@ struct Readiness {
     database: DatabaseStatus,
     cache: CacheKind,
     onnxruntime: RuntimeStatus,
+    models: crate::generate::models::ModelStatus,
 }
 
 #[derive(Serialize)]
@@ -38,6 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         database,
         cache: state.cache.live_kind().await,
         onnxruntime: onnx_runtime::status(&state.onnx.library_path),
+        models: state.model_status.clone(),
     };
     if readiness.ready {
         HttpResponse::Ok().json(readiness)

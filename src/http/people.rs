@@ -86,3 +86,45 @@ pub async fn get_recommendations(
     };
     Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, k).await?))
 }
+
+#[derive(Deserialize)]
+pub struct InterestsQuery {
+    /// How many influencers in the blend (1–20, default from settings).
+    k: Option<usize>,
+}
+
+/// `GET /v1/users/{user}/interests?k=5`: the style blend generation uses for this user.
+pub async fn get_interests(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<InterestsQuery>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Read)?;
+    let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
+    let k = match query.k.unwrap_or(state.generate.interests_k) {
+        k @ 1..=20 => k,
+        k => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("k must be within 1..=20, got {k}"),
+            ))
+        }
+    };
+    let encoder_version = state.models()?.encoder.version.clone();
+    let styled: Vec<String> = crate::store::styles::usable_styles(&state.pool, &encoder_version)
+        .await?
+        .into_iter()
+        .map(|s| s.influencer)
+        .collect();
+    let blend = crate::interest::blend::interests(
+        &state.pool,
+        &state.recommender,
+        &styled,
+        user.as_str(),
+        k,
+        state.generate.interests_temperature,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user, "blend": blend })))
+}

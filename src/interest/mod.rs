@@ -2,6 +2,7 @@
 
 pub mod affinity;
 pub mod als;
+pub mod blend;
 pub mod embed;
 
 pub use affinity::AffinityModel;

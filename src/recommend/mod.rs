@@ -117,15 +117,8 @@ impl Recommender {
             None => HashSet::new(),
         };
         if let (Some(model), Some(user_id)) = (model, user_id) {
-            let affinity = vectors::user_affinity(&self.pool, user_id).await?;
-            if let Some(vector) = fold_in(model, &affinity) {
-                let scores = als::scores(&model.factors.view(), &vector);
-                let mut ranked: Vec<(usize, f32)> = scores
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(n, _)| !followed.contains(&model.influencer_ids[*n]))
-                    .collect();
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            if let Some(mut ranked) = self.model_scores(model, user_id).await? {
+                ranked.retain(|(id, _, _)| !followed.contains(id));
                 ranked.truncate(MAX_K);
                 return Ok(Recommendations {
                     user: user.to_string(),
@@ -133,10 +126,7 @@ impl Recommender {
                     model_version: Some(model.version),
                     items: ranked
                         .into_iter()
-                        .map(|(n, score)| Scored {
-                            influencer: model.external_ids[n].clone(),
-                            score: f64::from(score),
-                        })
+                        .map(|(_, influencer, score)| Scored { influencer, score })
                         .collect(),
                 });
             }
@@ -153,6 +143,36 @@ impl Recommender {
                 .map(|(_, influencer, score)| Scored { influencer, score })
                 .collect(),
         })
+    }
+
+    /// Every modelled influencer scored for the user (best first), with the model version;
+    /// None when there is no model or the user cannot be placed in it.
+    pub async fn scores(&self, user_id: i64) -> Result<Option<(i64, Vec<(i64, String, f64)>)>, sqlx::Error> {
+        let Some(model) = self.model().await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .model_scores(&model, user_id)
+            .await?
+            .map(|scores| (model.version, scores)))
+    }
+
+    async fn model_scores(
+        &self,
+        model: &LoadedModel,
+        user_id: i64,
+    ) -> Result<Option<Vec<(i64, String, f64)>>, sqlx::Error> {
+        let affinity = vectors::user_affinity(&self.pool, user_id).await?;
+        let Some(vector) = fold_in(model, &affinity) else {
+            return Ok(None);
+        };
+        let mut ranked: Vec<(i64, String, f64)> = als::scores(&model.factors.view(), &vector)
+            .into_iter()
+            .enumerate()
+            .map(|(n, score)| (model.influencer_ids[n], model.external_ids[n].clone(), f64::from(score)))
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.1.cmp(&b.1)));
+        Ok(Some(ranked))
     }
 
     /// The current model, re-read at most every few seconds and reloaded when it changed.

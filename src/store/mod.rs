@@ -9,6 +9,7 @@ pub mod keys;
 pub mod partitions;
 pub mod people;
 pub mod people_ids;
+pub mod styles;
 pub mod vectors;
 
 use std::str::FromStr;

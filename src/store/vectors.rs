@@ -158,3 +158,14 @@ pub async fn user_id(pool: &PgPool, external_id: &str) -> Result<Option<i64>, sq
         .fetch_optional(pool)
         .await
 }
+
+/// One user's positive affinity decayed to now, by influencer external id.
+pub async fn user_affinity_named(pool: &PgPool, user_id: i64) -> Result<Vec<(String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.external_id, affinity_now(a.score_ref) FROM affinity a JOIN influencers i ON i.id = a.influencer_id
+         WHERE a.user_id = $1 AND a.score_ref > 0",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}

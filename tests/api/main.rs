@@ -4,6 +4,7 @@ mod auth;
 mod cache;
 mod cli;
 mod events;
+mod generate;
 mod helpers;
 mod models;
 mod ops;

@@ -1,0 +1,307 @@
+//! decode → blend → style code → generator → encode → cache → provenance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use image::RgbImage;
+use ndarray::{ArrayD, IxDyn};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::models::Models;
+use crate::cache::Cache;
+use crate::error::AppError;
+use crate::interest::blend::{self, Blend, BlendSource, Weighted};
+use crate::media::{self, MediaLimits, OutputFormat};
+use crate::recommend::Recommender;
+use crate::store::styles::{self, GenerationRecord};
+use crate::style::extract::{from_tensor, photo_code, to_tensor};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerateSettings {
+    pub default_size: u32,
+    pub max_size: u32,
+    pub cache_ttl_secs: u64,
+    /// Softmax temperature of interest blends.
+    pub interests_temperature: f64,
+    /// Influencers in an interest blend.
+    pub interests_k: usize,
+    pub sessions: usize,
+    pub intra_threads: usize,
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+    pub queue_capacity: usize,
+}
+
+/// Which style to paint with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StyleChoice {
+    /// The user's interest blend.
+    Interests,
+    Influencer(String),
+    Mix(Vec<(String, f64)>),
+}
+
+impl StyleChoice {
+    /// "a=0.7,b=0.3" → Mix.
+    pub fn parse_mix(text: &str) -> Result<Self, AppError> {
+        let invalid = |why: String| AppError::bad_request("invalid_mix", why);
+        let mut parts = Vec::new();
+        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+            let (id, weight) = part
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("{part:?} is not influencer=weight")))?;
+            let weight: f64 = weight
+                .trim()
+                .parse()
+                .map_err(|_| invalid(format!("weight {weight:?} is not a number")))?;
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(invalid(format!("weight {weight} must be a non-negative number")));
+            }
+            parts.push((id.trim().to_string(), weight));
+        }
+        if parts.is_empty() || parts.iter().map(|p| p.1).sum::<f64>() <= 0.0 {
+            return Err(invalid("a mix needs at least one positive weight".into()));
+        }
+        Ok(Self::Mix(parts))
+    }
+}
+
+pub struct GenerateRequest {
+    pub photo: Bytes,
+    pub user: String,
+    pub choice: StyleChoice,
+    pub strength: f32,
+    pub size: u32,
+    pub format: OutputFormat,
+}
+
+pub struct Generated {
+    pub id: Uuid,
+    pub image: Bytes,
+    pub format: OutputFormat,
+    pub blend: Blend,
+    pub model_version: String,
+    pub provider: &'static str,
+    pub cache_hit: bool,
+}
+
+pub struct Pipeline<'a> {
+    pub pool: &'a PgPool,
+    pub models: &'a Models,
+    pub recommender: &'a Recommender,
+    pub cache: &'a Arc<Cache>,
+    pub settings: &'a GenerateSettings,
+    pub limits: MediaLimits,
+}
+
+impl Pipeline<'_> {
+    pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, AppError> {
+        let started = Instant::now();
+        self.check(&request)?;
+        let styles = styles::usable_styles(self.pool, &self.models.encoder.version).await?;
+        let codes: BTreeMap<String, Vec<f32>> = styles.into_iter().map(|s| (s.influencer, s.style_code)).collect();
+        let blend = self.blend(&request, &codes).await?;
+        let model_version = self.models.version();
+        let input_sha256 = hex::encode(Sha256::digest(&request.photo));
+        let key = cache_key(&input_sha256, &blend, &request, &model_version);
+
+        let (image, cache_hit) = match self.cache.get(&key).await {
+            Some(bytes) => (bytes, true),
+            None => {
+                let bytes = self.render(&request, &blend, &codes).await?;
+                self.cache
+                    .set(&key, bytes.clone(), Duration::from_secs(self.settings.cache_ttl_secs))
+                    .await;
+                (bytes, false)
+            }
+        };
+        metrics::counter!("stylecast_generation_cache_total", "result" => if cache_hit { "hit" } else { "miss" })
+            .increment(1);
+        let id = Uuid::new_v4();
+        let weights: serde_json::Value = blend
+            .weights
+            .iter()
+            .map(|w| (w.influencer.clone(), serde_json::json!(w.weight)))
+            .collect();
+        styles::record_generation(
+            self.pool,
+            &GenerationRecord {
+                id,
+                user_external_id: &request.user,
+                blend: &weights,
+                blend_source: blend.source.as_str(),
+                strength: request.strength,
+                size: request.size as i32,
+                format: request.format.content_type(),
+                model_version: &model_version,
+                provider: self.models.generator.provider,
+                input_sha256: &input_sha256,
+                output_sha256: &hex::encode(Sha256::digest(&image)),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                cache_hit,
+            },
+        )
+        .await?;
+        metrics::histogram!("stylecast_generation_seconds").record(started.elapsed().as_secs_f64());
+        Ok(Generated {
+            id,
+            image,
+            format: request.format,
+            blend,
+            model_version,
+            provider: self.models.generator.provider,
+            cache_hit,
+        })
+    }
+
+    fn check(&self, request: &GenerateRequest) -> Result<(), AppError> {
+        if !(0.0..=1.0).contains(&request.strength) {
+            return Err(AppError::bad_request(
+                "invalid_strength",
+                format!("strength {} is outside [0, 1]", request.strength),
+            ));
+        }
+        if !(32..=self.settings.max_size).contains(&request.size) {
+            return Err(AppError::bad_request(
+                "invalid_size",
+                format!("size {} is outside [32, {}]", request.size, self.settings.max_size),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn blend(&self, request: &GenerateRequest, codes: &BTreeMap<String, Vec<f32>>) -> Result<Blend, AppError> {
+        let no_style = |id: &str| AppError::Unprocessable {
+            code: "no_style",
+            message: format!(
+                "influencer {id:?} has no usable style (no photos, no consent, or made by another encoder)"
+            ),
+        };
+        match &request.choice {
+            StyleChoice::Influencer(id) => {
+                codes.get(id).ok_or_else(|| no_style(id))?;
+                Ok(Blend {
+                    source: BlendSource::Influencer,
+                    model_version: None,
+                    weights: vec![Weighted {
+                        influencer: id.clone(),
+                        weight: 1.0,
+                        score: 1.0,
+                    }],
+                })
+            }
+            StyleChoice::Mix(parts) => {
+                let total: f64 = parts.iter().map(|p| p.1).sum();
+                let mut weights = Vec::new();
+                for (id, weight) in parts {
+                    codes.get(id).ok_or_else(|| no_style(id))?;
+                    weights.push(Weighted {
+                        influencer: id.clone(),
+                        weight: weight / total,
+                        score: *weight,
+                    });
+                }
+                Ok(Blend {
+                    source: BlendSource::Mix,
+                    model_version: None,
+                    weights,
+                })
+            }
+            StyleChoice::Interests => {
+                if codes.is_empty() {
+                    return Err(AppError::Unprocessable {
+                        code: "no_styles",
+                        message: "no influencer has a usable style yet; upload reference photos first".into(),
+                    });
+                }
+                let styled: Vec<String> = codes.keys().cloned().collect();
+                Ok(blend::interests(
+                    self.pool,
+                    self.recommender,
+                    &styled,
+                    &request.user,
+                    self.settings.interests_k,
+                    self.settings.interests_temperature,
+                )
+                .await?)
+            }
+        }
+    }
+
+    /// Style code: the blend of influencer codes, interpolated from the photo's own code by
+    /// strength (Ghiasi et al. 2017); pixels: the same strength blends output with input, so
+    /// strength 0 returns the photo itself.
+    async fn render(
+        &self,
+        request: &GenerateRequest,
+        blend: &Blend,
+        codes: &BTreeMap<String, Vec<f32>>,
+    ) -> Result<Bytes, AppError> {
+        let limits = self.limits;
+        let (size, photo) = (request.size, request.photo.clone());
+        let content: RgbImage =
+            tokio::task::spawn_blocking(move || media::decode(&photo, &limits).map(|i| media::fit(&i, size, 8)))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??;
+        let own = photo_code(self.models, &content).await?;
+        let mut target = vec![0.0f32; own.len()];
+        for w in &blend.weights {
+            if let Some(code) = codes.get(&w.influencer) {
+                for (t, c) in target.iter_mut().zip(code) {
+                    *t += w.weight as f32 * c;
+                }
+            }
+        }
+        let s = request.strength;
+        let code: Vec<f32> = own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect();
+        let content_tensor = to_tensor(&content);
+        let style =
+            ArrayD::from_shape_vec(IxDyn(&[1, code.len()]), code).map_err(|e| AppError::Internal(e.to_string()))?;
+        let output = self.models.generator.run(vec![content_tensor.clone(), style]).await?;
+        let mixed = &output[0] * s + &content_tensor * (1.0 - s);
+        let format = request.format;
+        let bytes = tokio::task::spawn_blocking(move || media::encode(&from_tensor(&mixed), format))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Internal(format!("encoding the image: {e}")))?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
+/// Identical requests (photo, blend, strength, size, format, models) share one key.
+fn cache_key(input_sha256: &str, blend: &Blend, request: &GenerateRequest, model_version: &str) -> String {
+    let weights: Vec<String> = blend
+        .weights
+        .iter()
+        .map(|w| format!("{}={:.6}", w.influencer, w.weight))
+        .collect();
+    let material = format!(
+        "{input_sha256}|{}|{:.4}|{}|{:?}|{model_version}",
+        weights.join(","),
+        request.strength,
+        request.size,
+        request.format
+    );
+    format!("gen:{}", hex::encode(Sha256::digest(material.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes_parse_and_reject_nonsense() {
+        assert_eq!(
+            StyleChoice::parse_mix("a=0.7, b=0.3").ok(),
+            Some(StyleChoice::Mix(vec![("a".into(), 0.7), ("b".into(), 0.3)]))
+        );
+        for bad in ["", "a", "a=x", "a=-1", "a=0"] {
+            assert!(StyleChoice::parse_mix(bad).is_err(), "{bad}");
+        }
+    }
+}

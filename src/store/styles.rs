@@ -1,0 +1,200 @@
+//! Influencer profiles, reference photos and styles; generation records.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Creates or updates an influencer's profile; returns its internal id.
+pub async fn upsert_influencer(
+    pool: &PgPool,
+    external_id: &str,
+    display_name: Option<&str>,
+    consent: bool,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO influencers (external_id, display_name, consent) VALUES ($1, $2, $3)
+         ON CONFLICT (external_id) DO UPDATE SET display_name = excluded.display_name, consent = excluded.consent
+         RETURNING id",
+    )
+    .bind(external_id)
+    .bind(display_name)
+    .bind(consent)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn influencer_id(pool: &PgPool, external_id: &str) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, consent FROM influencers WHERE external_id = $1")
+        .bind(external_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub struct NewPhoto<'a> {
+    pub influencer_id: i64,
+    pub sha256: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub image: &'a [u8],
+    pub style_code: &'a [f32],
+    pub gram_summary: &'a Value,
+    pub model_version: &'a str,
+}
+
+/// Stores a photo; false when the influencer already has this exact photo.
+pub async fn insert_photo(pool: &PgPool, photo: &NewPhoto<'_>) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO influencer_photos (influencer_id, sha256, width, height, image, style_code, gram_summary, model_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (influencer_id, sha256) DO NOTHING",
+    )
+    .bind(photo.influencer_id)
+    .bind(photo.sha256)
+    .bind(photo.width)
+    .bind(photo.height)
+    .bind(photo.image)
+    .bind(photo.style_code)
+    .bind(photo.gram_summary)
+    .bind(photo.model_version)
+    .execute(pool)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// (photo id, image bytes) of one influencer, or of all when `influencer_id` is None.
+pub async fn photos(pool: &PgPool, influencer_id: Option<i64>) -> Result<Vec<(i64, i64, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, influencer_id, image FROM influencer_photos WHERE $1::int8 IS NULL OR influencer_id = $1 ORDER BY id",
+    )
+    .bind(influencer_id)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn update_photo_style(
+    pool: &PgPool,
+    photo_id: i64,
+    code: &[f32],
+    gram_summary: &Value,
+    model_version: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE influencer_photos SET style_code = $2, gram_summary = $3, model_version = $4 WHERE id = $1")
+        .bind(photo_id)
+        .bind(code)
+        .bind(gram_summary)
+        .bind(model_version)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn save_style(
+    pool: &PgPool,
+    influencer_id: i64,
+    code: &[f32],
+    photo_count: i32,
+    gram_summary: &Value,
+    model_version: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO influencer_styles (influencer_id, style_code, photo_count, gram_summary, model_version)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (influencer_id) DO UPDATE SET style_code = excluded.style_code, photo_count = excluded.photo_count,
+             gram_summary = excluded.gram_summary, model_version = excluded.model_version, updated_at = now()",
+    )
+    .bind(influencer_id)
+    .bind(code)
+    .bind(photo_count)
+    .bind(gram_summary)
+    .bind(model_version)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct StoredStyle {
+    pub influencer: String,
+    pub display_name: Option<String>,
+    pub consent: bool,
+    pub style_code: Vec<f32>,
+    pub photo_count: i32,
+    pub gram_summary: Value,
+    pub model_version: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const STYLE_COLUMNS: &str = "i.external_id AS influencer, i.display_name, i.consent, s.style_code, s.photo_count,
+     s.gram_summary, s.model_version, s.updated_at
+     FROM influencer_styles s JOIN influencers i ON i.id = s.influencer_id";
+
+pub async fn style(pool: &PgPool, external_id: &str) -> Result<Option<StoredStyle>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {STYLE_COLUMNS} WHERE i.external_id = $1"))
+        .bind(external_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Styles usable for generation: computed by this encoder version, influencer consented.
+pub async fn usable_styles(pool: &PgPool, model_version: &str) -> Result<Vec<StoredStyle>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {STYLE_COLUMNS} WHERE i.consent AND s.model_version = $1 ORDER BY i.external_id"
+    ))
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}
+
+pub struct GenerationRecord<'a> {
+    pub id: Uuid,
+    pub user_external_id: &'a str,
+    pub blend: &'a Value,
+    pub blend_source: &'a str,
+    pub strength: f32,
+    pub size: i32,
+    pub format: &'a str,
+    pub model_version: &'a str,
+    pub provider: &'a str,
+    pub input_sha256: &'a str,
+    pub output_sha256: &'a str,
+    pub latency_ms: f64,
+    pub cache_hit: bool,
+}
+
+pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO generations (id, user_id, user_external_id, blend, blend_source, strength, size, format,
+             model_version, provider, input_sha256, output_sha256, latency_ms, cache_hit)
+         VALUES ($1, (SELECT id FROM users WHERE external_id = $2), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(r.id)
+    .bind(r.user_external_id)
+    .bind(r.blend)
+    .bind(r.blend_source)
+    .bind(r.strength)
+    .bind(r.size)
+    .bind(r.format)
+    .bind(r.model_version)
+    .bind(r.provider)
+    .bind(r.input_sha256)
+    .bind(r.output_sha256)
+    .bind(r.latency_ms)
+    .bind(r.cache_hit)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Per-photo codes and Gram summaries of one influencer made by this encoder version.
+pub async fn photo_styles(
+    pool: &PgPool,
+    influencer_id: i64,
+    model_version: &str,
+) -> Result<Vec<(Vec<f32>, Value)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT style_code, gram_summary FROM influencer_photos WHERE influencer_id = $1 AND model_version = $2 ORDER BY id",
+    )
+    .bind(influencer_id)
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}

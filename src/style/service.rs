@@ -1,0 +1,183 @@
+//! Influencer styles: reference photos in, mean style code and Gram summary out.
+
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use super::extract::photo_style;
+use super::gram;
+use crate::generate::engine::EngineError;
+use crate::generate::models::Models;
+use crate::media::{self, MediaError, MediaLimits};
+use crate::store::styles::{self, NewPhoto, StoredStyle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StyleError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("influencer {0:?} not found; create it with PUT /v1/influencers/{{id}} first")]
+    UnknownInfluencer(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("image task failed: {0}")]
+    Task(String),
+}
+
+/// Decodes an upload off the async workers.
+pub async fn decode(bytes: bytes::Bytes, limits: MediaLimits) -> Result<RgbImage, StyleError> {
+    tokio::task::spawn_blocking(move || media::decode(&bytes, &limits))
+        .await
+        .map_err(|e| StyleError::Task(e.to_string()))?
+        .map_err(StyleError::from)
+}
+
+/// Adds one reference photo (its features computed once) and updates the influencer's style.
+pub async fn add_photo(
+    pool: &PgPool,
+    models: &Models,
+    limits: MediaLimits,
+    influencer: &str,
+    upload: bytes::Bytes,
+) -> Result<StoredStyle, StyleError> {
+    let (influencer_id, _) = styles::influencer_id(pool, influencer)
+        .await?
+        .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
+    let image = decode(upload.clone(), limits).await?;
+    let style = photo_style(models, &image).await?;
+    let sha256 = hex::encode(Sha256::digest(&upload));
+    styles::insert_photo(
+        pool,
+        &NewPhoto {
+            influencer_id,
+            sha256: &sha256,
+            width: image.width() as i32,
+            height: image.height() as i32,
+            image: &upload,
+            style_code: &style.code,
+            gram_summary: &summary_json(&style.grams),
+            model_version: &models.encoder.version,
+        },
+    )
+    .await?;
+    aggregate(pool, influencer_id, &models.encoder.version).await?;
+    styles::style(pool, influencer)
+        .await?
+        .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))
+}
+
+fn summary_json(grams: &[ndarray::Array2<f32>]) -> serde_json::Value {
+    serde_json::to_value(gram::summarize(grams)).unwrap_or_default()
+}
+
+/// The influencer's style from their photos' stored codes and summaries: mean code, and
+/// the per-layer mean of each summary figure.
+async fn aggregate(pool: &PgPool, influencer_id: i64, model_version: &str) -> Result<usize, StyleError> {
+    let photos = styles::photo_styles(pool, influencer_id, model_version).await?;
+    if photos.is_empty() {
+        return Ok(0);
+    }
+    let n = photos.len() as f32;
+    let mut mean_code = vec![0.0f32; photos[0].0.len()];
+    let mut summaries: Vec<Vec<gram::GramSummary>> = Vec::new();
+    for (code, summary) in &photos {
+        for (m, c) in mean_code.iter_mut().zip(code) {
+            *m += c / n;
+        }
+        summaries.push(serde_json::from_value(summary.clone()).unwrap_or_default());
+    }
+    let layers = summaries[0].len();
+    let mean_summary: Vec<gram::GramSummary> = (0..layers)
+        .map(|layer| {
+            let of = |f: fn(&gram::GramSummary) -> f32| {
+                summaries.iter().filter_map(|s| s.get(layer)).map(f).sum::<f32>() / n
+            };
+            gram::GramSummary {
+                channels: summaries[0][layer].channels,
+                mean_energy: of(|s| s.mean_energy),
+                norm: of(|s| s.norm),
+                off_diagonal_share: of(|s| s.off_diagonal_share),
+            }
+        })
+        .collect();
+    let summary = serde_json::to_value(mean_summary).unwrap_or_default();
+    styles::save_style(
+        pool,
+        influencer_id,
+        &mean_code,
+        photos.len() as i32,
+        &summary,
+        model_version,
+    )
+    .await?;
+    Ok(photos.len())
+}
+
+/// Recomputes every photo's features with the current models, then the influencer's style.
+pub async fn rebuild_influencer(pool: &PgPool, models: &Models, influencer_id: i64) -> Result<usize, StyleError> {
+    for (photo_id, _, bytes) in styles::photos(pool, Some(influencer_id)).await? {
+        let image = decode(
+            bytes.into(),
+            MediaLimits {
+                max_bytes: usize::MAX,
+                ..MediaLimits::default()
+            },
+        )
+        .await?;
+        let style = photo_style(models, &image).await?;
+        styles::update_photo_style(
+            pool,
+            photo_id,
+            &style.code,
+            &summary_json(&style.grams),
+            &models.encoder.version,
+        )
+        .await?;
+    }
+    aggregate(pool, influencer_id, &models.encoder.version).await
+}
+
+/// `stylecast styles rebuild`: every influencer's style with the current models.
+pub async fn rebuild_all(
+    pool: &PgPool,
+    models: &Models,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<usize, StyleError> {
+    let mut influencers: Vec<i64> = styles::photos(pool, None)
+        .await?
+        .into_iter()
+        .map(|(_, i, _)| i)
+        .collect();
+    influencers.dedup();
+    let total = influencers.len();
+    for (n, influencer_id) in influencers.into_iter().enumerate() {
+        rebuild_influencer(pool, models, influencer_id).await?;
+        progress(n + 1, total);
+    }
+    Ok(total)
+}
+
+/// Mean Grams of an influencer's stored photos (the style target for Gram distances).
+pub async fn influencer_grams(
+    pool: &PgPool,
+    models: &Models,
+    influencer: &str,
+) -> Result<Vec<ndarray::Array2<f32>>, StyleError> {
+    let (influencer_id, _) = styles::influencer_id(pool, influencer)
+        .await?
+        .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
+    let mut sets = Vec::new();
+    for (_, _, bytes) in styles::photos(pool, Some(influencer_id)).await? {
+        let image = decode(
+            bytes.into(),
+            MediaLimits {
+                max_bytes: usize::MAX,
+                ..MediaLimits::default()
+            },
+        )
+        .await?;
+        sets.push(photo_style(models, &image).await?.grams);
+    }
+    Ok(gram::mean(&sets))
+}

@@ -1,0 +1,254 @@
+//! Styles and generation end to end over HTTP with the real models.
+
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+use stylecast::media;
+
+use crate::helpers::{days_ago, event, spawn_app, TestApp};
+
+const CONTENT: &str = "onnx/styles/content_heldout/coffee.png";
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run onnx/check.sh first"))
+}
+
+async fn add_influencer(app: &TestApp, id: &str) {
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/influencers/{id}")))
+        .bearer_auth(&app.admin_key)
+        .json(&json!({"display_name": id, "consent": true}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status().as_u16(), 200);
+    for n in 0..3 {
+        let response = app
+            .client
+            .post(app.url(&format!("/v1/influencers/{id}/photos")))
+            .bearer_auth(&app.admin_key)
+            .header("content-type", "image/jpeg")
+            .body(read(&format!("onnx/styles/{id}/{n}.jpg")))
+            .send()
+            .await
+            .expect("photo");
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+}
+
+async fn generate(app: &TestApp, fields: &[(&str, &str)], photo: Vec<u8>) -> reqwest::Response {
+    let mut form = Form::new().part("photo", Part::bytes(photo).file_name("photo.png"));
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    app.client
+        .post(app.url("/v1/generate"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("generate")
+}
+
+#[tokio::test]
+async fn an_influencers_style_comes_from_their_photos() {
+    let app = spawn_app().await;
+    add_influencer(&app, "noir_nadia").await;
+    let (status, style) = app.get_json("/v1/influencers/noir_nadia/style").await;
+    assert_eq!(status, 200);
+    assert_eq!(style["photo_count"], 3);
+    assert_eq!(style["style_code"].as_array().map(Vec::len), Some(64));
+    assert_eq!(
+        style["gram_summary"].as_array().map(Vec::len),
+        Some(4),
+        "relu1_1..relu4_1"
+    );
+    assert!(style["model_version"].as_str().is_some_and(|v| v.len() == 12));
+    // The same photo twice does not count twice.
+    let again = app
+        .client
+        .post(app.url("/v1/influencers/noir_nadia/photos"))
+        .bearer_auth(&app.admin_key)
+        .body(read("onnx/styles/noir_nadia/0.jpg"))
+        .send()
+        .await
+        .expect("photo");
+    assert_eq!(again.json::<Value>().await.expect("json")["photo_count"], 3);
+    let (status, _) = app.get_json("/v1/influencers/nobody/style").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn generation_returns_a_sized_image_deterministically_with_provenance() {
+    let app = spawn_app().await;
+    add_influencer(&app, "neon_nova").await;
+    let fields = [
+        ("user", "ana"),
+        ("influencer", "neon_nova"),
+        ("size", "128"),
+        ("format", "png"),
+    ];
+    let first = generate(&app, &fields, read(CONTENT)).await;
+    assert_eq!(first.status().as_u16(), 200);
+    let headers = first.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-cache"], "miss");
+    assert_eq!(headers["x-execution-provider"], "cpu");
+    assert!(headers["x-model-version"].to_str().expect("ascii").contains('+'));
+    assert_eq!(headers["x-blend"], r#"{"neon_nova":1.0}"#);
+    let bytes = first.bytes().await.expect("body");
+    let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
+    assert_eq!(image.width().max(image.height()), 128);
+    assert_eq!((image.width() % 8, image.height() % 8), (0, 0));
+
+    let second = generate(&app, &fields, read(CONTENT)).await;
+    assert_eq!(second.headers()["x-cache"], "hit");
+    assert_eq!(second.bytes().await.expect("body"), bytes, "same request, same bytes");
+    assert_eq!(
+        app.count("SELECT count(*) FROM generations WHERE blend_source = 'influencer'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(DISTINCT output_sha256) FROM generations").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn strength_zero_returns_the_input_photo() {
+    let app = spawn_app().await;
+    add_influencer(&app, "neon_nova").await;
+    let response = generate(
+        &app,
+        &[
+            ("user", "u"),
+            ("influencer", "neon_nova"),
+            ("strength", "0"),
+            ("size", "96"),
+        ],
+        read(CONTENT),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let output =
+        media::decode(&response.bytes().await.expect("body"), &media::MediaLimits::default()).expect("decodes");
+    let input = media::fit(
+        &media::decode(&read(CONTENT), &media::MediaLimits::default()).expect("decodes"),
+        96,
+        8,
+    );
+    let worst = output
+        .pixels()
+        .zip(input.pixels())
+        .flat_map(|(a, b)| (0..3).map(move |c| (i16::from(a[c]) - i16::from(b[c])).abs()))
+        .max();
+    assert!(worst.is_some_and(|w| w <= 1), "max channel difference {worst:?}");
+}
+
+#[tokio::test]
+async fn without_a_choice_the_blend_is_the_users_interests_and_follows_them() {
+    let app = spawn_app().await;
+    add_influencer(&app, "noir_nadia").await;
+    add_influencer(&app, "neon_nova").await;
+    app.post_events(&json!([event("e1", "ana", "noir_nadia", "follow", &days_ago(1.0))]))
+        .await;
+    let (status, interests) = app.get_json("/v1/users/ana/interests").await;
+    assert_eq!(status, 200);
+    assert_eq!(interests["blend"]["source"], "interests");
+    assert_eq!(interests["blend"]["weights"][0]["influencer"], "noir_nadia");
+
+    let response = generate(&app, &[("user", "ana"), ("size", "64")], read(CONTENT)).await;
+    assert_eq!(response.headers()["x-blend-source"], "interests");
+    let first_blend: Value =
+        serde_json::from_str(response.headers()["x-blend"].to_str().expect("ascii")).expect("json");
+    assert_eq!(
+        first_blend,
+        json!(interests["blend"]["weights"]
+            .as_array()
+            .expect("weights")
+            .iter()
+            .map(|w| (w["influencer"].as_str().expect("id").to_string(), w["weight"].clone()))
+            .collect::<serde_json::Map<_, _>>())
+    );
+
+    let shares: Vec<Value> = (0..10)
+        .map(|n| event(&format!("s{n}"), "ana", "neon_nova", "share", &days_ago(0.1)))
+        .collect();
+    app.post_events(&Value::Array(shares)).await;
+    let (_, changed) = app.get_json("/v1/users/ana/interests").await;
+    assert_eq!(changed["blend"]["weights"][0]["influencer"], "neon_nova", "{changed}");
+    let response = generate(&app, &[("user", "ana"), ("size", "64")], read(CONTENT)).await;
+    let second_blend: Value =
+        serde_json::from_str(response.headers()["x-blend"].to_str().expect("ascii")).expect("json");
+    assert_ne!(first_blend, second_blend);
+}
+
+#[tokio::test]
+async fn bad_images_and_bad_fields_get_4xx_with_a_code() {
+    let app = spawn_app().await;
+    add_influencer(&app, "neon_nova").await;
+    let png = read(CONTENT);
+    let bomb = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let encoder = image::codecs::png::PngEncoder::new(&mut out);
+        image::ImageEncoder::write_image(
+            encoder,
+            &vec![0u8; 12_000 * 2_500],
+            12_000,
+            2_500,
+            image::ExtendedColorType::L8,
+        )
+        .expect("encode");
+        out.into_inner()
+    };
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (png[..png.len() / 3].to_vec(), 400, "corrupt_image"),
+        (Vec::new(), 400, "empty_image"),
+        (b"GIF89a not really".to_vec(), 400, "unsupported_image_format"),
+        (b"%PDF-1.4".to_vec(), 400, "unsupported_image_format"),
+        (bomb, 413, "image_too_many_pixels"),
+    ];
+    for (photo, status, code) in cases {
+        let response = generate(&app, &[("user", "u"), ("influencer", "neon_nova")], photo).await;
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        assert_eq!(response.json::<Value>().await.expect("json")["code"], code);
+    }
+    let fields: [(&[(&str, &str)], &str); 6] = [
+        (&[("influencer", "neon_nova")], "missing_user"),
+        (&[("user", "u"), ("influencer", "nobody")], "no_style"),
+        (
+            &[("user", "u"), ("influencer", "neon_nova"), ("strength", "1.5")],
+            "invalid_strength",
+        ),
+        (
+            &[("user", "u"), ("influencer", "neon_nova"), ("size", "4096")],
+            "invalid_size",
+        ),
+        (
+            &[("user", "u"), ("influencer", "neon_nova"), ("format", "gif")],
+            "invalid_format",
+        ),
+        (&[("user", "u"), ("mix", "neon_nova=abc")], "invalid_mix"),
+    ];
+    for (fields, code) in fields {
+        let response = generate(&app, fields, png.clone()).await;
+        assert!(response.status().is_client_error(), "{code}");
+        assert_eq!(response.json::<Value>().await.expect("json")["code"], code);
+    }
+    let not_multipart = app
+        .client
+        .post(app.url("/v1/generate"))
+        .bearer_auth(&app.admin_key)
+        .body("x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(not_multipart.status().as_u16(), 400);
+    assert_eq!(app.count("SELECT count(*) FROM generations").await, 0);
+}
