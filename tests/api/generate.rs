@@ -252,3 +252,65 @@ async fn bad_images_and_bad_fields_get_4xx_with_a_code() {
     assert_eq!(not_multipart.status().as_u16(), 400);
     assert_eq!(app.count("SELECT count(*) FROM generations").await, 0);
 }
+
+#[tokio::test]
+async fn outputs_move_toward_the_chosen_style_and_a_blend_lands_between() {
+    use stylecast::style::{extract, gram, service};
+    let app = spawn_app().await;
+    add_influencer(&app, "noir_nadia").await;
+    add_influencer(&app, "neon_nova").await;
+    let settings = stylecast::config::Settings::load(None).expect("settings");
+    let models = stylecast::startup::load_models(&settings).0.expect("models");
+    let grams_of = |bytes: Vec<u8>| {
+        let models = models.clone();
+        async move {
+            let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
+            extract::photo_style(&models, &image).await.expect("features").grams
+        }
+    };
+    let noir = service::influencer_grams(&app.pool, &models, "noir_nadia")
+        .await
+        .expect("noir grams");
+    let neon = service::influencer_grams(&app.pool, &models, "neon_nova")
+        .await
+        .expect("neon grams");
+    let input = grams_of(read(CONTENT)).await;
+    let mut outputs = Vec::new();
+    for fields in [
+        [("user", "u"), ("influencer", "noir_nadia"), ("size", "256")],
+        [("user", "u"), ("influencer", "neon_nova"), ("size", "256")],
+        [("user", "u"), ("mix", "noir_nadia=0.5,neon_nova=0.5"), ("size", "256")],
+    ] {
+        let response = generate(&app, &fields, read(CONTENT)).await;
+        assert_eq!(response.status().as_u16(), 200);
+        outputs.push(grams_of(response.bytes().await.expect("body").to_vec()).await);
+    }
+    let (to_noir, to_neon, mixed) = (&outputs[0], &outputs[1], &outputs[2]);
+    let d = gram::distance;
+    println!(
+        "Gram distance to noir: input {:.5}, noir output {:.5}, mix {:.5}, neon output {:.5}",
+        d(&input, &noir),
+        d(to_noir, &noir),
+        d(mixed, &noir),
+        d(to_neon, &noir)
+    );
+    println!(
+        "Gram distance to neon: input {:.5}, neon output {:.5}, mix {:.5}, noir output {:.5}",
+        d(&input, &neon),
+        d(to_neon, &neon),
+        d(mixed, &neon),
+        d(to_noir, &neon)
+    );
+    assert!(
+        d(to_noir, &noir) < d(&input, &noir),
+        "the noir output is closer to noir's style than the photo"
+    );
+    assert!(
+        d(to_neon, &neon) < d(&input, &neon),
+        "the neon output is closer to neon's style than the photo"
+    );
+    assert!(
+        d(mixed, &noir) < d(to_neon, &noir) && d(mixed, &neon) < d(to_noir, &neon),
+        "the blend lands between"
+    );
+}

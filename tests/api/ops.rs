@@ -106,6 +106,28 @@ async fn without_the_onnx_runtime_the_service_starts_explains_the_fix_and_still_
         .await
         .expect("json");
     assert_eq!(report["accepted"], 1);
+
+    assert_eq!(body["models"]["loaded"], false);
+    let form = reqwest::multipart::Form::new().text("user", "u").part(
+        "photo",
+        reqwest::multipart::Part::bytes(vec![1, 2, 3]).file_name("p.png"),
+    );
+    let generate = app
+        .client
+        .post(format!("{base}/v1/generate"))
+        .bearer_auth(&app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(generate.status().as_u16(), 503);
+    assert!(generate.headers().contains_key("retry-after"));
+    let error: Value = generate.json().await.expect("json");
+    assert_eq!(error["code"], "models_unavailable");
+    assert!(
+        error["message"].as_str().is_some_and(|m| m.contains("install-ort.sh")),
+        "{error}"
+    );
 }
 
 struct KillOnDrop(std::process::Child);
