@@ -125,7 +125,7 @@ pub fn fit(image: &RgbImage, longest: u32, multiple: u32) -> RgbImage {
     let scaled = if (sw, sh) == (w, h) {
         image.clone()
     } else {
-        image::imageops::resize(image, sw, sh, FilterType::Lanczos3)
+        image::imageops::resize(image, sw, sh, FilterType::CatmullRom)
     };
     let (cw, ch) = (sw / multiple * multiple, sh / multiple * multiple);
     image::imageops::crop_imm(&scaled, (sw - cw) / 2, (sh - ch) / 2, cw, ch).to_image()
@@ -136,7 +136,7 @@ pub fn square(image: &RgbImage, side: u32) -> RgbImage {
     let (w, h) = image.dimensions();
     let s = w.min(h);
     let cropped = image::imageops::crop_imm(image, (w - s) / 2, (h - s) / 2, s, s).to_image();
-    image::imageops::resize(&cropped, side, side, FilterType::Lanczos3)
+    image::imageops::resize(&cropped, side, side, FilterType::Triangle)
 }
 
 /// Output encodings.

@@ -248,8 +248,12 @@ impl Pipeline<'_> {
             tokio::task::spawn_blocking(move || media::decode(&photo, &limits).map(|i| media::fit(&i, size, 8)))
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))??;
-        let own = photo_code(self.models, &content).await?;
-        let mut target = vec![0.0f32; own.len()];
+        let s = request.strength;
+        let content_tensor = to_tensor(&content);
+        if s == 0.0 {
+            return encode(from_tensor(&content_tensor), request.format).await;
+        }
+        let mut target = vec![0.0f32; self.models.style_dim];
         for w in &blend.weights {
             if let Some(code) = codes.get(&w.influencer) {
                 for (t, c) in target.iter_mut().zip(code) {
@@ -257,20 +261,31 @@ impl Pipeline<'_> {
                 }
             }
         }
-        let s = request.strength;
-        let code: Vec<f32> = own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect();
-        let content_tensor = to_tensor(&content);
+        // The photo's own code only matters below full strength.
+        let code: Vec<f32> = if s < 1.0 {
+            let own = photo_code(self.models, &content).await?;
+            own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect()
+        } else {
+            target
+        };
         let style =
             ArrayD::from_shape_vec(IxDyn(&[1, code.len()]), code).map_err(|e| AppError::Internal(e.to_string()))?;
         let output = self.models.generator.run(vec![content_tensor.clone(), style]).await?;
-        let mixed = &output[0] * s + &content_tensor * (1.0 - s);
-        let format = request.format;
-        let bytes = tokio::task::spawn_blocking(move || media::encode(&from_tensor(&mixed), format))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| AppError::Internal(format!("encoding the image: {e}")))?;
-        Ok(Bytes::from(bytes))
+        let mixed = if s < 1.0 {
+            &output[0] * s + &content_tensor * (1.0 - s)
+        } else {
+            output[0].clone()
+        };
+        encode(from_tensor(&mixed), request.format).await
     }
+}
+
+async fn encode(image: RgbImage, format: OutputFormat) -> Result<Bytes, AppError> {
+    let bytes = tokio::task::spawn_blocking(move || media::encode(&image, format))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(format!("encoding the image: {e}")))?;
+    Ok(Bytes::from(bytes))
 }
 
 /// Identical requests (photo, blend, strength, size, format, models) share one key.
@@ -281,7 +296,7 @@ fn cache_key(input_sha256: &str, blend: &Blend, request: &GenerateRequest, model
         .map(|w| format!("{}={:.6}", w.influencer, w.weight))
         .collect();
     let material = format!(
-        "{input_sha256}|{}|{:.4}|{}|{:?}|{model_version}",
+        "{input_sha256}|{}|{}|{}|{:?}|{model_version}",
         weights.join(","),
         request.strength,
         request.size,

@@ -1,0 +1,163 @@
+//! Generation benchmark: end-to-end POST /v1/generate latency and throughput at each size
+//! and concurrency, next to the bare ONNX Runtime generator session on the same input.
+//!
+//!     cargo run --release --bin generate-bench -- --requests 24
+//!
+//! Needs Postgres (TEST_DATABASE_URL), the ONNX Runtime library and the models
+//! (`bash onnx/check.sh` builds what is not committed). bench/reference_generate.py is
+//! the Python reference doing the same decode → encode → generate → encode work.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use ndarray::{ArrayD, IxDyn};
+use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection};
+use stylecast::config::Settings;
+use stylecast::media;
+use stylecast::startup::{load_models, Application};
+use stylecast::style::extract::to_tensor;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 24)]
+    requests: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    concurrency: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "256,512")]
+    sizes: Vec<u32>,
+    #[arg(long, default_value = "onnx/styles/content_heldout/coffee.png")]
+    photo: String,
+    #[arg(
+        long,
+        env = "TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    server: String,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let database = format!("stylecast_bench_gen_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{}/postgres", args.server)).await?;
+    admin
+        .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
+        .await?;
+
+    let mut settings = Settings::load(None)?;
+    settings.server.port = 0;
+    settings.database.url = SecretString::from(format!("{}/{database}", args.server));
+    settings.redis.url = None;
+    settings.log.filter = "warn".into();
+    let key = format!("bench-{}", uuid::Uuid::new_v4());
+    settings.auth.admin_key = Some(SecretString::from(key.clone()));
+    let app = Application::build(settings.clone()).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+
+    for influencer in ["noir_nadia", "neon_nova"] {
+        client
+            .put(format!("{base}/v1/influencers/{influencer}"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"consent": true}))
+            .send()
+            .await?
+            .error_for_status()?;
+        for n in 0..3 {
+            let photo = std::fs::read(format!("onnx/styles/{influencer}/{n}.jpg")).context("run bash onnx/check.sh")?;
+            client
+                .post(format!("{base}/v1/influencers/{influencer}/photos"))
+                .bearer_auth(&key)
+                .body(photo)
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+    }
+    let photo = std::fs::read(&args.photo)?;
+    let (models, _) = load_models(&settings);
+    let models = models.context("models unavailable")?;
+
+    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut request_number = 0usize;
+    for &size in &args.sizes {
+        let content = to_tensor(&media::fit(
+            &media::decode(&photo, &media::MediaLimits::default())?,
+            size,
+            8,
+        ));
+        let code = ArrayD::from_shape_fn(IxDyn(&[1, 64]), |i| (i[1] as f32 * 0.37).sin() * 0.5);
+        models.generator.run(vec![content.clone(), code.clone()]).await?;
+        let bare_started = Instant::now();
+        for _ in 0..args.requests {
+            models.generator.run(vec![content.clone(), code.clone()]).await?;
+        }
+        let bare_ms = bare_started.elapsed().as_secs_f64() * 1000.0 / args.requests as f64;
+
+        for &concurrency in &args.concurrency {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            let per_task = args.requests.div_ceil(concurrency);
+            for _ in 0..concurrency {
+                let (client, base, key, photo) = (client.clone(), base.clone(), key.clone(), photo.clone());
+                let first = request_number;
+                request_number += per_task;
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    for n in 0..per_task {
+                        // Bytes after the PNG's end make each photo distinct to the cache and
+                        // change no pixel.
+                        let mut distinct = photo.clone();
+                        distinct.extend_from_slice(format!("{}", first + n).as_bytes());
+                        let form = reqwest::multipart::Form::new()
+                            .part("photo", reqwest::multipart::Part::bytes(distinct).file_name("p.png"))
+                            .text("user", "bench")
+                            .text("influencer", "noir_nadia")
+                            .text("size", size.to_string());
+                        let sent = Instant::now();
+                        let response = client
+                            .post(format!("{base}/v1/generate"))
+                            .bearer_auth(&key)
+                            .multipart(form)
+                            .send()
+                            .await?;
+                        anyhow::ensure!(response.status().is_success(), "generate failed: {}", response.status());
+                        anyhow::ensure!(response.headers()["x-cache"] == "miss", "cache hit in a benchmark");
+                        response.bytes().await?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            let wall = started.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            let p50 = percentile(&latencies, 0.5);
+            println!(
+                "| {size}² | {concurrency} | {} | {p50:.0} | {:.0} | {:.2} | {bare_ms:.0} | {:.2} |",
+                latencies.len(),
+                percentile(&latencies, 0.99),
+                latencies.len() as f64 / wall,
+                p50 / bare_ms
+            );
+        }
+    }
+    handle.stop(true).await;
+    server.await??;
+    admin
+        .execute(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#).as_str())
+        .await?;
+    Ok(())
+}
