@@ -7,9 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/services.sh
 
-ORT_DYLIB_PATH="$(bash scripts/install-ort.sh)"
-export ORT_DYLIB_PATH
-ensure_services
+prepare
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/stylecast}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 if [[ -z "${STYLECAST_ADMIN_KEY:-}" ]]; then

@@ -62,3 +62,10 @@ ensure_services() {
   wait_for Postgres postgres_up
   wait_for Redis redis_up
 }
+
+# What both the service and the tests need: the ONNX Runtime library and the services.
+prepare() {
+  ORT_DYLIB_PATH="$(bash "${services_root}/scripts/install-ort.sh")"
+  export ORT_DYLIB_PATH
+  ensure_services
+}

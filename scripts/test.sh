@@ -8,9 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/services.sh
 
-ORT_DYLIB_PATH="$(bash scripts/install-ort.sh)"
-export ORT_DYLIB_PATH
-ensure_services
+prepare
 
 bash onnx/check.sh
 cargo fmt --check

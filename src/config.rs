@@ -29,30 +29,13 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbeddingSettings {
-    pub factors: usize,
-    pub regularization: f32,
-    /// Confidence slope: c = 1 + alpha · affinity.
-    pub alpha: f32,
-    pub iterations: usize,
-    pub cg_steps: usize,
-    pub seed: u64,
+    /// `[embedding.als]`: factors, regularization, alpha (confidence 1 + alpha · affinity),
+    /// iterations, cg_steps, seed.
+    pub als: crate::interest::als::AlsParams,
     /// Seconds between scheduled rebuilds by `serve`; 0 turns them off.
     pub rebuild_interval_secs: u64,
     /// How long a user's recommendations stay cached (engagement invalidates them sooner).
     pub recommendation_ttl_secs: u64,
-}
-
-impl EmbeddingSettings {
-    pub fn als_params(&self) -> crate::interest::als::AlsParams {
-        crate::interest::als::AlsParams {
-            factors: self.factors,
-            regularization: self.regularization,
-            alpha: self.alpha,
-            iterations: self.iterations,
-            cg_steps: self.cg_steps,
-            seed: self.seed,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

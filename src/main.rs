@@ -158,7 +158,7 @@ async fn embed(settings: &Settings) -> anyhow::Result<()> {
     store::create_database_if_missing(&settings.database).await?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
-    let params = settings.embedding.als_params();
+    let params = settings.embedding.als;
     let bar = ProgressBar::new(params.iterations as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:<10} [{bar:30}] {pos}/{len} iterations {elapsed}")

@@ -201,7 +201,7 @@ async fn maintain(pool: PgPool, partitions: Arc<Partitions>, settings: Settings)
         }
         if !rebuild_every.is_zero() && last_rebuild.elapsed() >= rebuild_every {
             last_rebuild = tokio::time::Instant::now();
-            match embed::rebuild(&pool, &settings.embedding.als_params(), |_| {}).await {
+            match embed::rebuild(&pool, &settings.embedding.als, |_| {}).await {
                 Ok(report) => tracing::info!(
                     version = report.version,
                     users = report.users,

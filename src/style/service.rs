@@ -114,18 +114,20 @@ async fn aggregate(pool: &PgPool, influencer_id: i64, model_version: &str) -> Re
     Ok(photos.len())
 }
 
+/// Features of a photo already accepted (and so within the limits at upload time).
+async fn stored_photo_style(models: &Models, bytes: Vec<u8>) -> Result<super::extract::PhotoStyle, StyleError> {
+    let limits = MediaLimits {
+        max_bytes: usize::MAX,
+        ..MediaLimits::default()
+    };
+    let image = decode(bytes.into(), limits).await?;
+    Ok(photo_style(models, &image).await?)
+}
+
 /// Recomputes every photo's features with the current models, then the influencer's style.
 pub async fn rebuild_influencer(pool: &PgPool, models: &Models, influencer_id: i64) -> Result<usize, StyleError> {
     for (photo_id, _, bytes) in styles::photos(pool, Some(influencer_id)).await? {
-        let image = decode(
-            bytes.into(),
-            MediaLimits {
-                max_bytes: usize::MAX,
-                ..MediaLimits::default()
-            },
-        )
-        .await?;
-        let style = photo_style(models, &image).await?;
+        let style = stored_photo_style(models, bytes).await?;
         styles::update_photo_style(
             pool,
             photo_id,
@@ -169,15 +171,7 @@ pub async fn influencer_grams(
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
     let mut sets = Vec::new();
     for (_, _, bytes) in styles::photos(pool, Some(influencer_id)).await? {
-        let image = decode(
-            bytes.into(),
-            MediaLimits {
-                max_bytes: usize::MAX,
-                ..MediaLimits::default()
-            },
-        )
-        .await?;
-        sets.push(photo_style(models, &image).await?.grams);
+        sets.push(stored_photo_style(models, bytes).await?.grams);
     }
     Ok(gram::mean(&sets))
 }

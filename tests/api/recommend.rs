@@ -183,7 +183,7 @@ async fn embed_command_prints_a_summary_and_bad_k_is_a_400() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stylecast"))
         .arg("embed")
         .env("DATABASE_URL", &app.database_url)
-        .env("STYLECAST__EMBEDDING__FACTORS", "8")
+        .env("STYLECAST__EMBEDDING__ALS__FACTORS", "8")
         .env("RUST_LOG", "error")
         .output()
         .expect("run stylecast embed");
