@@ -25,6 +25,16 @@ pub struct Settings {
     pub embedding: EmbeddingSettings,
     pub generate: crate::generate::pipeline::GenerateSettings,
     pub media: crate::media::MediaLimits,
+    pub analyst: AnalystSettings,
+}
+
+/// The read-only `stylecast_analyst` role (sql/README.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnalystSettings {
+    /// Login password; unset leaves it as it is (trust or another auth method).
+    pub password: Option<SecretString>,
+    /// Default statement timeout of the role.
+    pub statement_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -85,6 +85,7 @@ impl Application {
         store::affinity::sync_params(&pool, &model)
             .await
             .map_err(store::StoreError::from)?;
+        store::configure_analyst_role(&pool, &settings.analyst).await?;
         let partitions = Arc::new(Partitions::default());
         partitions
             .ensure_ahead(&pool, settings.database.partition_months_ahead)

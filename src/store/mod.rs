@@ -107,3 +107,16 @@ pub fn is_retryable(err: &sqlx::Error) -> bool {
         Some("40P01") | Some("40001")
     )
 }
+
+/// Password (when configured) and statement timeout of the read-only analyst role.
+pub async fn configure_analyst_role(
+    pool: &PgPool,
+    settings: &crate::config::AnalystSettings,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT configure_analyst_role($1, $2)")
+        .bind(settings.password.as_ref().map(|p| p.expose_secret().to_string()))
+        .bind((settings.statement_timeout_secs * 1000) as i64)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

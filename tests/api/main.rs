@@ -1,5 +1,6 @@
 //! Black-box tests: the real app on a random port, its own database, real Postgres and Redis.
 
+mod analyst;
 mod auth;
 mod cache;
 mod cli;
