@@ -145,7 +145,15 @@ BEGIN
     IF password IS NOT NULL THEN
         EXECUTE format('ALTER ROLE stylecast_analyst PASSWORD %L', password);
     END IF;
-    EXECUTE format('ALTER ROLE stylecast_analyst SET statement_timeout = %L', statement_timeout_ms || 'ms');
+    -- Role settings are cluster-wide: only write when they differ, so services starting
+    -- side by side do not update the same catalog row at once.
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+        WHERE r.rolname = 'stylecast_analyst' AND s.setdatabase = 0
+          AND ('statement_timeout=' || statement_timeout_ms || 'ms') = ANY (s.setconfig)
+    ) THEN
+        EXECUTE format('ALTER ROLE stylecast_analyst SET statement_timeout = %L', statement_timeout_ms || 'ms');
+    END IF;
     -- Database privileges live outside the schema (a database cloned from a template does
     -- not inherit them), so they are set here, at every start.
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());

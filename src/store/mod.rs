@@ -109,14 +109,26 @@ pub fn is_retryable(err: &sqlx::Error) -> bool {
 }
 
 /// Password (when configured) and statement timeout of the read-only analyst role.
+/// The role is shared by every database on the server; a concurrent update of it by
+/// another service starting at the same moment is retried.
 pub async fn configure_analyst_role(
     pool: &PgPool,
     settings: &crate::config::AnalystSettings,
 ) -> Result<(), StoreError> {
-    sqlx::query("SELECT configure_analyst_role($1, $2)")
-        .bind(settings.password.as_ref().map(|p| p.expose_secret().to_string()))
-        .bind((settings.statement_timeout_secs * 1000) as i64)
-        .execute(pool)
-        .await?;
-    Ok(())
+    let mut attempt = 0;
+    loop {
+        let outcome = sqlx::query("SELECT configure_analyst_role($1, $2)")
+            .bind(settings.password.as_ref().map(|p| p.expose_secret().to_string()))
+            .bind((settings.statement_timeout_secs * 1000) as i64)
+            .execute(pool)
+            .await;
+        match outcome {
+            Ok(_) => return Ok(()),
+            Err(err) if attempt < 5 && err.as_database_error().and_then(|e| e.code()).as_deref() == Some("XX000") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
