@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running service: installs the ONNX Runtime library,
-# starts Postgres and Redis when none answer, builds, migrates and serves on :8080.
+# builds the model assets (onnx/check.sh), starts Postgres and Redis when none answer,
+# builds, migrates and serves on :8080.
 # Prints an admin key for the API (or uses STYLECAST_ADMIN_KEY when set).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +9,8 @@ cd "$root"
 source scripts/services.sh
 
 prepare
+# The third-party VGG19 features model and the demo style photos are built, not committed.
+bash onnx/check.sh >&2
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/stylecast}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 if [[ -z "${STYLECAST_ADMIN_KEY:-}" ]]; then
