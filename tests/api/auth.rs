@@ -90,3 +90,50 @@ async fn keys_are_stored_only_as_salted_hashes() {
     assert_eq!(leaked, 0);
     assert_eq!(app.count("SELECT count(DISTINCT salt) FROM api_keys").await, 1);
 }
+
+/// Every authenticated route, with the one scope it needs.
+const ROUTES: [(&str, &str, Scope); 9] = [
+    ("POST", "/v1/events", Scope::Ingest),
+    ("GET", "/v1/users/u1", Scope::Read),
+    ("GET", "/v1/users/u1/recommendations", Scope::Read),
+    ("GET", "/v1/users/u1/interests", Scope::Read),
+    ("GET", "/v1/influencers/i1", Scope::Read),
+    ("GET", "/v1/influencers/i1/style", Scope::Read),
+    ("PUT", "/v1/influencers/i1", Scope::Admin),
+    ("POST", "/v1/influencers/i1/photos", Scope::Admin),
+    ("POST", "/v1/generate", Scope::Generate),
+];
+
+#[tokio::test]
+async fn every_route_checks_its_scope_for_every_key() {
+    let app = spawn_app().await;
+    for scope in Scope::ALL {
+        let key = app.key_with_scopes(&[scope]).await;
+        for (method, path, needed) in ROUTES {
+            let request = app
+                .client
+                .request(method.parse().expect("method"), app.url(path))
+                .bearer_auth(&key);
+            let request = match method {
+                "PUT" => request.json(&serde_json::json!({"consent": true})),
+                "POST" if path == "/v1/events" => request.json(&serde_json::json!([])),
+                _ => request,
+            };
+            let status = request.send().await.expect("request").status().as_u16();
+            if scope == needed {
+                assert!(status != 401 && status != 403, "{method} {path} with {scope}: {status}");
+            } else {
+                assert_eq!(status, 403, "{method} {path} with {scope}");
+            }
+        }
+        for (method, path, _) in ROUTES {
+            let anonymous = app
+                .client
+                .request(method.parse().expect("method"), app.url(path))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(anonymous.status().as_u16(), 401, "{method} {path} without a key");
+        }
+    }
+}
