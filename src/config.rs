@@ -108,6 +108,10 @@ pub struct AffinitySettings {
 pub struct AuthSettings {
     /// Bootstrap key holding every scope (`STYLECAST_ADMIN_KEY`).
     pub admin_key: Option<SecretString>,
+    /// Requests per second each API key may make (sustained); 0 turns the limit off.
+    pub rate_limit_per_sec: u32,
+    /// Requests a key may make at once above the sustained rate.
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

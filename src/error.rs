@@ -35,6 +35,8 @@ pub enum AppError {
     Overloaded { retry_after_secs: u64 },
     #[error("generation is unavailable: {0}")]
     ModelsUnavailable(String),
+    #[error("this key is over its rate limit; retry after {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
@@ -70,6 +72,7 @@ impl AppError {
             Self::Media(err) => err.code(),
             Self::Overloaded { .. } => "overloaded",
             Self::ModelsUnavailable(_) => "models_unavailable",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -107,7 +110,7 @@ impl ResponseError for AppError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::Media(_) => StatusCode::BAD_REQUEST,
-            Self::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,7 +125,9 @@ impl ResponseError for AppError {
         };
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable { retry_after_secs, .. } | Self::Overloaded { retry_after_secs } => {
+            Self::Unavailable { retry_after_secs, .. }
+            | Self::Overloaded { retry_after_secs }
+            | Self::RateLimited { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::ModelsUnavailable(_) => {

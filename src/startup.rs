@@ -32,6 +32,7 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     pub recommender: Recommender,
     pub bootstrap_key: Option<BootstrapKey>,
+    pub rate_limiter: Option<crate::http::auth::KeyRateLimiter>,
     pub onnx: OnnxSettings,
     /// None when the runtime or a model file is missing (`model_status` says why).
     pub models: Option<Arc<Models>>,
@@ -116,6 +117,10 @@ impl Application {
                 .admin_key
                 .as_ref()
                 .map(|key| BootstrapKey::new(key.expose_secret())),
+            rate_limiter: crate::http::auth::KeyRateLimiter::new(
+                settings.auth.rate_limit_per_sec,
+                settings.auth.rate_limit_burst,
+            ),
             onnx: settings.onnx.clone(),
             models,
             model_status,

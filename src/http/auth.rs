@@ -18,6 +18,30 @@ pub struct Principal {
     scopes: Vec<Scope>,
 }
 
+/// Requests per key over time (GCRA, the `governor` crate); one per application.
+pub struct KeyRateLimiter(governor::DefaultKeyedRateLimiter<String>);
+
+impl KeyRateLimiter {
+    /// None when the limit is off (a rate of 0).
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        let rate = std::num::NonZeroU32::new(per_second)?;
+        let burst = std::num::NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+        Some(Self(governor::RateLimiter::keyed(
+            governor::Quota::per_second(rate).allow_burst(burst),
+        )))
+    }
+
+    fn check(&self, key: &str) -> Result<(), AppError> {
+        use governor::clock::Clock;
+        self.0.check_key(&key.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            AppError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
+    }
+}
+
 impl Principal {
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
         if self.scopes.contains(&scope) {
@@ -37,7 +61,11 @@ impl FromRequest for Principal {
         let token = bearer_token(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
-            authenticate(&state, token?.as_str()).await
+            let (principal, key) = authenticate(&state, token?.as_str()).await?;
+            if let Some(limiter) = &state.rate_limiter {
+                limiter.check(&key)?;
+            }
+            Ok(principal)
         })
     }
 }
@@ -57,12 +85,14 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AppError> {
     Ok(token.trim().to_string())
 }
 
-async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppError> {
+/// The caller and the identity its rate limit is counted under.
+async fn authenticate(state: &AppState, token: &str) -> Result<(Principal, String), AppError> {
     if state.bootstrap_key.as_ref().is_some_and(|key| key.matches(token)) {
-        return Ok(Principal {
+        let principal = Principal {
             name: "bootstrap-admin".into(),
             scopes: Scope::ALL.to_vec(),
-        });
+        };
+        return Ok((principal, "bootstrap-admin".into()));
     }
     let presented = keys::parse_token(token).ok_or(AppError::Unauthorized("invalid API key"))?;
     let stored = store::keys::find_active(&state.pool, presented.id)
@@ -72,8 +102,11 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Principal, AppErr
         return Err(AppError::Unauthorized("invalid API key"));
     }
     let scopes = stored.scopes.iter().filter_map(|s| s.parse().ok()).collect();
-    Ok(Principal {
-        name: stored.name,
-        scopes,
-    })
+    Ok((
+        Principal {
+            name: stored.name,
+            scopes,
+        },
+        stored.id.to_string(),
+    ))
 }

@@ -137,3 +137,28 @@ async fn every_route_checks_its_scope_for_every_key() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_others_are_unaffected() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.auth.rate_limit_per_sec = 1;
+        s.auth.rate_limit_burst = 3;
+    })
+    .await;
+    let busy = app.key_with_scopes(&[Scope::Read]).await;
+    let calm = app.key_with_scopes(&[Scope::Read]).await;
+    let get = |key: String| {
+        let request = app.client.get(app.url("/v1/users/nobody")).bearer_auth(key);
+        async move { request.send().await.expect("request") }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(get(busy.clone()).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], &[404, 404, 404], "the burst is allowed");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let limited = get(busy.clone()).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(limited.json::<Value>().await.expect("json")["code"], "rate_limited");
+    assert_eq!(get(calm).await.status().as_u16(), 404, "another key has its own budget");
+}
