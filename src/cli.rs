@@ -25,6 +25,9 @@ pub enum Command {
     Serve,
     /// Create the database if needed and apply migrations.
     Migrate,
+    /// Render feed images from the job queue (Redis Stream consumer group) until SIGINT/SIGTERM;
+    /// run any number, on any machine.
+    Worker(WorkerArgs),
     /// Restyle a photo for a user with the same pipeline as POST /v1/generate, without a server.
     Generate(GenerateArgs),
     /// Influencer styles.
@@ -42,6 +45,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Jobs rendered at once (default: feed.worker_concurrency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Consumer name in the group (default: worker-<host>-<pid>); must be unique.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,7 @@ pub struct Settings {
     pub generate: crate::generate::pipeline::GenerateSettings,
     pub media: crate::media::MediaLimits,
     pub analyst: AnalystSettings,
+    pub feed: crate::feed::FeedSettings,
 }
 
 /// The read-only `stylecast_analyst` role (sql/README.md).

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod generate;
 pub mod http;
 pub mod ingest;

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use stylecast::cli::{Cli, Command, EvalRecsArgs, GenerateArgs, KeysCommand, StylesCommand};
+use stylecast::cli::{Cli, Command, EvalRecsArgs, GenerateArgs, KeysCommand, StylesCommand, WorkerArgs};
 use stylecast::config::Settings;
 use stylecast::interest::als;
 use stylecast::startup::Application;
@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(&settings).await,
+        Command::Worker(args) => worker(settings, args).await,
         Command::Keys { command } => manage_keys(&settings, command).await,
         Command::EvalRecs(args) => eval_recs(&args),
         Command::Embed => embed(&settings).await,
@@ -33,6 +34,26 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     handle.stop(true).await;
     server.await.context("server task")?.context("server")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    let (state, _) = stylecast::startup::build_state(&settings)
+        .await
+        .context("starting the feed worker")?;
+    let name = args.name.unwrap_or_else(|| stylecast::startup::worker_name("worker"));
+    let concurrency = args.concurrency.unwrap_or(settings.feed.worker_concurrency);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(stylecast::feed::worker::run(
+        state.into_inner(),
+        name,
+        concurrency,
+        stopped,
+    ));
+    shutdown_signal().await;
+    tracing::info!("shutdown signal received; finishing the jobs in hand");
+    let _ = stop.send(true);
+    task.await.context("worker task")?;
     Ok(())
 }
 

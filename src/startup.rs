@@ -8,11 +8,14 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::Cache;
 use crate::config::{OnnxSettings, Settings};
+use crate::feed::queue::{Job, JobQueue};
+use crate::feed::FeedSettings;
 use crate::generate::engine::EngineConfig;
 use crate::generate::models::{missing, ModelStatus, Models};
 use crate::generate::pipeline::{GenerateSettings, Pipeline};
@@ -21,6 +24,7 @@ use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;
 use crate::media::MediaLimits;
 use crate::recommend::Recommender;
+use crate::store::images::{FileBlobs, ImageStore, PostgresBlobs};
 use crate::store::partitions::Partitions;
 use crate::{http, store, telemetry};
 
@@ -39,6 +43,9 @@ pub struct AppState {
     pub model_status: ModelStatus,
     pub generate: GenerateSettings,
     pub media: MediaLimits,
+    pub feed: FeedSettings,
+    pub feed_queue: Arc<JobQueue>,
+    pub images: ImageStore,
 }
 
 impl AppState {
@@ -68,6 +75,8 @@ pub enum StartupError {
     Cache(#[from] crate::cache::InvalidRedisUrl),
     #[error("binding {address}")]
     Bind { address: String, source: std::io::Error },
+    #[error("invalid settings: {0}")]
+    Config(String),
 }
 
 pub struct Application {
@@ -75,59 +84,112 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     maintenance: JoinHandle<()>,
+    worker: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Settings → migrated database → models, cache, queue: everything a server or a worker
+/// process needs.
+pub async fn build_state(settings: &Settings) -> Result<(web::Data<AppState>, Arc<Partitions>), StartupError> {
+    store::create_database_if_missing(&settings.database).await?;
+    let pool = store::pool(&settings.database)?;
+    store::migrate(&pool).await?;
+    let model = AffinityModel::new(&settings.affinity);
+    store::affinity::sync_params(&pool, &model)
+        .await
+        .map_err(store::StoreError::from)?;
+    store::configure_analyst_role(&pool, &settings.analyst).await?;
+    let partitions = Arc::new(Partitions::default());
+    partitions
+        .ensure_ahead(&pool, settings.database.partition_months_ahead)
+        .await
+        .map_err(store::StoreError::from)?;
+    let (models, model_status) = load_models(settings);
+    telemetry::prometheus();
+
+    let cache = Arc::new(Cache::new(&settings.redis)?);
+    let feed_queue = Arc::new(JobQueue::connect(&settings.redis, &settings.feed).await);
+    if matches!(*feed_queue, JobQueue::Memory(_)) {
+        requeue_pending(&pool, &feed_queue).await;
+    }
+    let state = web::Data::new(AppState {
+        pool: pool.clone(),
+        ingestor: Ingestor::new(
+            pool.clone(),
+            model.clone(),
+            partitions.clone(),
+            cache.clone(),
+            settings.ingest.clone(),
+        )
+        .with_feed_queue(feed_queue.clone()),
+        model,
+        recommender: Recommender::new(
+            pool.clone(),
+            cache.clone(),
+            Duration::from_secs(settings.embedding.recommendation_ttl_secs),
+        ),
+        cache,
+        bootstrap_key: settings
+            .auth
+            .admin_key
+            .as_ref()
+            .map(|key| BootstrapKey::new(key.expose_secret())),
+        rate_limiter: crate::http::auth::KeyRateLimiter::new(
+            settings.auth.rate_limit_per_sec,
+            settings.auth.rate_limit_burst,
+        ),
+        onnx: settings.onnx.clone(),
+        models,
+        model_status,
+        generate: settings.generate.clone(),
+        media: settings.media,
+        feed: settings.feed.clone(),
+        feed_queue,
+        images: ImageStore::new(pool, image_blobs(&settings.feed)?, settings.feed.max_image_bytes),
+    });
+    Ok((state, partitions))
+}
+
+fn image_blobs(feed: &FeedSettings) -> Result<Box<dyn crate::store::images::BlobStore>, StartupError> {
+    match feed.image_backend.as_str() {
+        "postgres" => Ok(Box::new(PostgresBlobs)),
+        "filesystem" => Ok(Box::new(FileBlobs::new(feed.image_dir.clone()))),
+        other => Err(StartupError::Config(format!(
+            "feed.image_backend must be postgres or filesystem, not {other:?}"
+        ))),
+    }
+}
+
+/// An in-process queue starts empty: the slots still pending in Postgres go back in.
+async fn requeue_pending(pool: &PgPool, queue: &JobQueue) {
+    match store::feeds::pending(pool, 100_000).await {
+        Ok(rows) => {
+            let jobs = rows
+                .into_iter()
+                .map(|(user, slot, spec, _)| Job::Render {
+                    user,
+                    slot,
+                    spec,
+                    rank: None,
+                    score: None,
+                    recommendation_model: None,
+                })
+                .collect();
+            queue.push(jobs).await;
+        }
+        Err(err) => tracing::warn!(error = %err, "could not re-queue pending feed items"),
+    }
+}
+
+/// Consumer names must differ across processes and machines.
+pub fn worker_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!("{role}-{host}-{}", std::process::id())
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        store::create_database_if_missing(&settings.database).await?;
-        let pool = store::pool(&settings.database)?;
-        store::migrate(&pool).await?;
-        let model = AffinityModel::new(&settings.affinity);
-        store::affinity::sync_params(&pool, &model)
-            .await
-            .map_err(store::StoreError::from)?;
-        store::configure_analyst_role(&pool, &settings.analyst).await?;
-        let partitions = Arc::new(Partitions::default());
-        partitions
-            .ensure_ahead(&pool, settings.database.partition_months_ahead)
-            .await
-            .map_err(store::StoreError::from)?;
-        let (models, model_status) = load_models(&settings);
-        telemetry::prometheus();
-
-        let cache = Arc::new(Cache::new(&settings.redis)?);
-        let state = web::Data::new(AppState {
-            pool: pool.clone(),
-            ingestor: Ingestor::new(
-                pool.clone(),
-                model.clone(),
-                partitions.clone(),
-                cache.clone(),
-                settings.ingest.clone(),
-            ),
-            model,
-            recommender: Recommender::new(
-                pool.clone(),
-                cache.clone(),
-                Duration::from_secs(settings.embedding.recommendation_ttl_secs),
-            ),
-            cache,
-            bootstrap_key: settings
-                .auth
-                .admin_key
-                .as_ref()
-                .map(|key| BootstrapKey::new(key.expose_secret())),
-            rate_limiter: crate::http::auth::KeyRateLimiter::new(
-                settings.auth.rate_limit_per_sec,
-                settings.auth.rate_limit_burst,
-            ),
-            onnx: settings.onnx.clone(),
-            models,
-            model_status,
-            generate: settings.generate.clone(),
-            media: settings.media,
-        });
-
+        let (state, partitions) = build_state(&settings).await?;
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -137,14 +199,25 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
-        let server = serve(listener, state, &settings)?;
-        let maintenance = tokio::spawn(maintain(pool.clone(), partitions, settings.clone()));
-        tracing::info!(port, "stylecast listening");
+        let server = serve(listener, state.clone(), &settings)?;
+        let (stop, stopped) = watch::channel(false);
+        let worker = settings.feed.serve_worker.then(|| {
+            tokio::spawn(crate::feed::worker::run(
+                state.clone().into_inner(),
+                worker_name("serve"),
+                settings.feed.worker_concurrency,
+                stopped,
+            ))
+        });
+        let maintenance = tokio::spawn(maintain(state.clone().into_inner(), partitions, settings.clone()));
+        tracing::info!(port, feed_queue = state.feed_queue.kind(), "stylecast listening");
         Ok(Self {
             port,
             server,
-            pool,
+            pool: state.pool.clone(),
             maintenance,
+            worker,
+            stop,
         })
     }
 
@@ -159,6 +232,13 @@ impl Application {
     /// Runs until the server is stopped through its handle, then stops background work.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // The worker finishes the job in hand (its image stored, the job acknowledged).
+        let _ = self.stop.send(true);
+        if let Some(worker) = self.worker {
+            if tokio::time::timeout(Duration::from_secs(30), worker).await.is_err() {
+                tracing::warn!("feed worker did not stop within 30 s; its job will be reclaimed");
+            }
+        }
         self.maintenance.abort();
         self.pool.close().await;
         result
@@ -187,19 +267,23 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
 }
 
 /// Background upkeep: next months' partitions (so inserts never wait on DDL at month
-/// start) and scheduled embedding rebuilds.
-async fn maintain(pool: PgPool, partitions: Arc<Partitions>, settings: Settings) {
+/// start), scheduled embedding rebuilds (then feeds re-plan: recommendations changed) and
+/// the image retention policy.
+async fn maintain(state: Arc<AppState>, partitions: Arc<Partitions>, settings: Settings) {
+    let pool = &state.pool;
     let partition_every = Duration::from_secs(6 * 3600);
     let rebuild_every = Duration::from_secs(settings.embedding.rebuild_interval_secs);
+    let retention_every = Duration::from_secs(settings.feed.retention_interval_secs);
     let mut last_partitions = tokio::time::Instant::now();
     let mut last_rebuild = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut last_retention: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(30).min(retention_every.max(Duration::from_secs(1))));
     loop {
         tick.tick().await;
         if last_partitions.elapsed() >= partition_every {
             last_partitions = tokio::time::Instant::now();
             if let Err(err) = partitions
-                .ensure_ahead(&pool, settings.database.partition_months_ahead)
+                .ensure_ahead(pool, settings.database.partition_months_ahead)
                 .await
             {
                 tracing::warn!(error = %err, "creating partitions ahead failed; will retry");
@@ -207,15 +291,31 @@ async fn maintain(pool: PgPool, partitions: Arc<Partitions>, settings: Settings)
         }
         if !rebuild_every.is_zero() && last_rebuild.elapsed() >= rebuild_every {
             last_rebuild = tokio::time::Instant::now();
-            match embed::rebuild(&pool, &settings.embedding.als, |_| {}).await {
-                Ok(report) => tracing::info!(
-                    version = report.version,
-                    users = report.users,
-                    influencers = report.influencers,
-                    seconds = report.total_seconds,
-                    "embedding model rebuilt"
-                ),
+            match embed::rebuild(pool, &settings.embedding.als, |_| {}).await {
+                Ok(report) => {
+                    tracing::info!(
+                        version = report.version,
+                        users = report.users,
+                        influencers = report.influencers,
+                        seconds = report.total_seconds,
+                        "embedding model rebuilt"
+                    );
+                    crate::feed::refresh_all(&state).await;
+                }
                 Err(err) => tracing::warn!(error = %err, "scheduled embedding rebuild skipped"),
+            }
+        }
+        if !retention_every.is_zero() && last_retention.is_none_or(|at| at.elapsed() >= retention_every) {
+            last_retention = Some(tokio::time::Instant::now());
+            let max_age = Duration::from_secs_f64(settings.feed.retention_max_age_days * 86_400.0);
+            match state
+                .images
+                .enforce_retention(settings.feed.retention_per_user, max_age)
+                .await
+            {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "image retention removed old images"),
+                Err(err) => tracing::warn!(error = %err, "image retention failed; will retry"),
             }
         }
     }

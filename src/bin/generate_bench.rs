@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use ndarray::{ArrayD, IxDyn};
-use secrecy::SecretString;
-use sqlx::{Connection, Executor, PgConnection};
-use stylecast::config::Settings;
 use stylecast::media;
-use stylecast::startup::{load_models, Application};
+use stylecast::startup::load_models;
 use stylecast::style::extract::to_tensor;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{percentile, BenchApp};
 
 #[derive(Parser)]
 struct Args {
@@ -37,51 +38,17 @@ struct Args {
     server: String,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let database = format!("stylecast_bench_gen_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{}/postgres", args.server)).await?;
-    admin
-        .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
-        .await?;
-
-    let mut settings = Settings::load(None)?;
-    settings.server.port = 0;
-    settings.database.url = SecretString::from(format!("{}/{database}", args.server));
-    settings.redis.url = None;
-    settings.log.filter = "warn".into();
-    let key = format!("bench-{}", uuid::Uuid::new_v4());
-    settings.auth.admin_key = Some(SecretString::from(key.clone()));
-    let app = Application::build(settings.clone()).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-
-    for influencer in ["noir_nadia", "neon_nova"] {
-        client
-            .put(format!("{base}/v1/influencers/{influencer}"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"consent": true}))
-            .send()
-            .await?
-            .error_for_status()?;
-        for n in 0..3 {
-            let photo = std::fs::read(format!("onnx/styles/{influencer}/{n}.jpg")).context("run bash onnx/check.sh")?;
-            client
-                .post(format!("{base}/v1/influencers/{influencer}/photos"))
-                .bearer_auth(&key)
-                .body(photo)
-                .send()
-                .await?
-                .error_for_status()?;
-        }
-    }
+    let app = BenchApp::start(&args.server, "gen", |_| {}).await?;
+    app.add_influencers(&["noir_nadia", "neon_nova"]).await?;
+    let (settings, client, base, key) = (
+        app.settings.clone(),
+        app.client.clone(),
+        app.base.clone(),
+        app.key.clone(),
+    );
     let photo = std::fs::read(&args.photo)?;
     let (models, _) = load_models(&settings);
     let models = models.context("models unavailable")?;
@@ -154,10 +121,5 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    handle.stop(true).await;
-    server.await??;
-    admin
-        .execute(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#).as_str())
-        .await?;
-    Ok(())
+    app.stop().await
 }

@@ -90,6 +90,16 @@ pub struct Generated {
     pub cache_hit: bool,
 }
 
+/// Why an image was made: a caller's request, or a feed slot (with the recommendation that
+/// put the influencer there), recorded with the generation for analysts.
+#[derive(Debug, Clone, Default)]
+pub struct FeedOrigin {
+    pub slot: String,
+    pub rank: Option<i32>,
+    pub score: Option<f64>,
+    pub recommendation_model: Option<i64>,
+}
+
 pub struct Pipeline<'a> {
     pub pool: &'a PgPool,
     pub models: &'a Models,
@@ -103,9 +113,44 @@ impl Pipeline<'_> {
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, AppError> {
         let started = Instant::now();
         self.check(&request)?;
-        let styles = styles::usable_styles(self.pool, &self.models.encoder.version).await?;
-        let codes: BTreeMap<String, Vec<f32>> = styles.into_iter().map(|s| (s.influencer, s.style_code)).collect();
+        let codes = self.usable_codes().await?;
         let blend = self.blend(&request, &codes).await?;
+        self.produce(request, blend, &codes, None, started).await
+    }
+
+    /// A feed image: the blend is the slot's, fixed when the feed planned it; influencers
+    /// that lost their style or consent since are refused (`no_style`).
+    pub async fn generate_for_feed(
+        &self,
+        request: GenerateRequest,
+        blend: Blend,
+        origin: FeedOrigin,
+    ) -> Result<Generated, AppError> {
+        let started = Instant::now();
+        self.check(&request)?;
+        let codes = self.usable_codes().await?;
+        if let Some(missing) = blend.weights.iter().find(|w| !codes.contains_key(&w.influencer)) {
+            return Err(AppError::Unprocessable {
+                code: "no_style",
+                message: format!("influencer {:?} has no usable style any more", missing.influencer),
+            });
+        }
+        self.produce(request, blend, &codes, Some(origin), started).await
+    }
+
+    async fn usable_codes(&self) -> Result<BTreeMap<String, Vec<f32>>, AppError> {
+        let styles = styles::usable_styles(self.pool, &self.models.encoder.version).await?;
+        Ok(styles.into_iter().map(|s| (s.influencer, s.style_code)).collect())
+    }
+
+    async fn produce(
+        &self,
+        request: GenerateRequest,
+        blend: Blend,
+        codes: &BTreeMap<String, Vec<f32>>,
+        origin: Option<FeedOrigin>,
+        started: Instant,
+    ) -> Result<Generated, AppError> {
         let model_version = self.models.version();
         let input_sha256 = hex::encode(Sha256::digest(&request.photo));
         let key = cache_key(&input_sha256, &blend, &request, &model_version);
@@ -113,7 +158,7 @@ impl Pipeline<'_> {
         let (image, cache_hit) = match self.cache.get(&key).await {
             Some(bytes) => (bytes, true),
             None => {
-                let bytes = self.render(&request, &blend, &codes).await?;
+                let bytes = self.render(&request, &blend, codes).await?;
                 self.cache
                     .set(&key, bytes.clone(), Duration::from_secs(self.settings.cache_ttl_secs))
                     .await;
@@ -123,6 +168,7 @@ impl Pipeline<'_> {
         metrics::counter!("stylecast_generation_cache_total", "result" => if cache_hit { "hit" } else { "miss" })
             .increment(1);
         let id = Uuid::new_v4();
+        let output_sha256 = hex::encode(Sha256::digest(&image));
         let weights: serde_json::Value = blend
             .weights
             .iter()
@@ -141,9 +187,10 @@ impl Pipeline<'_> {
                 model_version: &model_version,
                 provider: self.models.generator.provider,
                 input_sha256: &input_sha256,
-                output_sha256: &hex::encode(Sha256::digest(&image)),
+                output_sha256: &output_sha256,
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 cache_hit,
+                origin: origin.as_ref(),
             },
         )
         .await?;

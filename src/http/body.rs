@@ -65,3 +65,15 @@ pub fn is_multipart(req: &HttpRequest) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
+
+/// An uploaded image: the raw body, or the multipart field `photo`.
+pub async fn read_image_upload(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Bytes, AppError> {
+    if is_multipart(req) {
+        let mut parts = read_multipart(req, payload, limit + 64 * 1024).await?;
+        parts
+            .remove("photo")
+            .ok_or_else(|| AppError::bad_request("missing_photo", "multipart field `photo` is required"))
+    } else {
+        read_limited(req, payload, limit).await
+    }
+}

@@ -2,7 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Principal;
-use super::body::{is_multipart, read_limited, read_multipart};
+use super::body::read_image_upload;
 use crate::error::AppError;
 use crate::ingest::event::InfluencerRef;
 use crate::keys::Scope;
@@ -60,15 +60,7 @@ pub async fn post_photo(
     principal.require(Scope::Admin)?;
     let influencer = influencer_ref(path)?;
     let models = state.models()?;
-    let limit = state.media.max_bytes;
-    let photo = if is_multipart(&req) {
-        let mut parts = read_multipart(&req, payload, limit + 64 * 1024).await?;
-        parts
-            .remove("photo")
-            .ok_or_else(|| AppError::bad_request("missing_photo", "multipart field `photo` is required"))?
-    } else {
-        read_limited(&req, payload, limit).await?
-    };
+    let photo = read_image_upload(&req, payload, state.media.max_bytes).await?;
     let style = service::add_photo(&state.pool, models, state.media, influencer.as_str(), photo).await?;
     Ok(HttpResponse::Created().json(style))
 }

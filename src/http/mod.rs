@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod events;
+pub mod feed;
 pub mod generate;
 pub mod influencers;
 pub mod ops;
@@ -50,6 +51,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/influencers/{influencer}/style",
         web::get().to(influencers::get_style),
     )
+    .route("/v1/users/{user}/photo", web::put().to(feed::put_photo))
+    .route("/v1/users/{user}/photo", web::delete().to(feed::delete_photo))
+    .route("/v1/users/{user}/feed", web::get().to(feed::get_feed))
+    .route("/v1/images/{id}", web::get().to(feed::get_image))
     .route("/v1/generate", web::post().to(generate::post_generate));
 }
 

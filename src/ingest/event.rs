@@ -17,10 +17,14 @@ pub enum EventKind {
     Comment,
     View,
     Share,
+    /// A like of a generated feed image; the event names the image, not the influencer.
+    ImageLike,
+    /// A view of a generated feed image.
+    ImageView,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 9] = [
         Self::Like,
         Self::Unlike,
         Self::Follow,
@@ -28,6 +32,8 @@ impl EventKind {
         Self::Comment,
         Self::View,
         Self::Share,
+        Self::ImageLike,
+        Self::ImageView,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,7 +45,14 @@ impl EventKind {
             Self::Comment => "comment",
             Self::View => "view",
             Self::Share => "share",
+            Self::ImageLike => "image_like",
+            Self::ImageView => "image_view",
         }
+    }
+
+    /// Kinds that name a generated image; their influencer is the image's.
+    pub fn names_image(self) -> bool {
+        matches!(self, Self::ImageLike | Self::ImageView)
     }
 
     /// The toggle this kind sets, if it is one: (which state, whether it turns it on).
@@ -49,7 +62,7 @@ impl EventKind {
             Self::Unlike => Some((Toggle::Like, false)),
             Self::Follow => Some((Toggle::Follow, true)),
             Self::Unfollow => Some((Toggle::Follow, false)),
-            Self::Comment | Self::View | Self::Share => None,
+            Self::Comment | Self::View | Self::Share | Self::ImageLike | Self::ImageView => None,
         }
     }
 }
@@ -68,7 +81,9 @@ impl fmt::Display for EventKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown kind {0:?}; expected one of like, unlike, follow, unfollow, comment, view, share")]
+#[error(
+    "unknown kind {0:?}; expected one of like, unlike, follow, unfollow, comment, view, share, image_like, image_view"
+)]
 pub struct UnknownKind(pub String);
 
 impl FromStr for EventKind {
@@ -144,6 +159,43 @@ external_id!(InfluencerRef, "influencer", "A platform's influencer id.");
 external_id!(EventId, "event_id", "A platform's idempotency key for one event.");
 external_id!(PostId, "post_id", "A platform's post id.");
 
+/// A stored generated image's id: the SHA-256 of its bytes, 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ImageId(String);
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("image id must be 64 lowercase hex digits (the image's SHA-256)")]
+pub struct InvalidImageId;
+
+impl ImageId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, InvalidImageId> {
+        let value = value.into();
+        let is_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if value.len() == 64 && value.chars().all(is_hex) {
+            Ok(Self(value))
+        } else {
+            Err(InvalidImageId)
+        }
+    }
+
+    /// The id of these bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(hex::encode(sha2::Sha256::digest(bytes)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One event that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -155,6 +207,34 @@ pub struct Event {
     pub post_id: Option<PostId>,
     /// Multiplier on the kind's affinity weight; stored as REAL.
     pub weight: f32,
+    /// The generated image an image_like / image_view names.
+    pub image: Option<ImageId>,
+}
+
+/// An image_like / image_view before its influencer is looked up from the image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageEvent {
+    pub event_id: EventId,
+    pub user: UserRef,
+    pub kind: EventKind,
+    pub occurred_at: DateTime<Utc>,
+    pub weight: f32,
+    pub image: ImageId,
+}
+
+impl ImageEvent {
+    pub fn resolve(self, influencer: InfluencerRef) -> Event {
+        Event {
+            event_id: self.event_id,
+            user: self.user,
+            influencer,
+            kind: self.kind,
+            occurred_at: self.occurred_at,
+            post_id: None,
+            weight: self.weight,
+            image: Some(self.image),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +255,15 @@ mod tests {
         assert_eq!(UserRef::parse("x".repeat(129)), Err(IdError::TooLong("user")));
         assert_eq!(UserRef::parse("a\nb"), Err(IdError::Control("user")));
         assert!(UserRef::parse("émile-42").is_ok());
+    }
+
+    #[test]
+    fn image_ids_are_sha256_hex() {
+        let id = ImageId::of(b"png bytes");
+        assert_eq!(ImageId::parse(id.as_str()).ok(), Some(id.clone()));
+        assert!(ImageId::parse(id.as_str().to_uppercase()).is_err());
+        assert!(ImageId::parse("abc").is_err());
+        assert!(EventKind::ImageLike.names_image() && !EventKind::Like.names_image());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct IngestReport {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
+    /// Users whose engagement the batch changed (feeds re-render for them).
+    #[serde(skip)]
+    pub changed_users: BTreeSet<String>,
 }
 
 pub struct Ingestor {
@@ -41,6 +44,7 @@ pub struct Ingestor {
     people: PeopleIds,
     cache: Arc<Cache>,
     settings: IngestSettings,
+    feed_queue: Option<Arc<crate::feed::queue::JobQueue>>,
 }
 
 impl Ingestor {
@@ -58,7 +62,14 @@ impl Ingestor {
             people: PeopleIds::new(settings.people_cache_capacity),
             cache,
             settings,
+            feed_queue: None,
         }
+    }
+
+    /// Users with a stored photo whose engagement changed get their feed re-planned.
+    pub fn with_feed_queue(mut self, queue: Arc<crate::feed::queue::JobQueue>) -> Self {
+        self.feed_queue = Some(queue);
+        self
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -78,7 +89,10 @@ impl Ingestor {
             .await
             .map_err(|err| AppError::Internal(format!("parser task failed: {err}")))??;
 
-        let (candidates, in_batch_duplicates) = first_occurrences(parsed.events);
+        let mut rejected = parsed.rejected;
+        let mut events = parsed.events;
+        events.extend(self.resolve_images(parsed.image_events, &mut rejected).await?);
+        let (candidates, in_batch_duplicates) = first_occurrences(events);
         let accepted = if candidates.is_empty() {
             0
         } else {
@@ -94,12 +108,64 @@ impl Ingestor {
         let report = IngestReport {
             accepted,
             duplicates: in_batch_duplicates + candidates.len() - accepted,
-            rejected: parsed.rejected,
+            rejected,
+            changed_users: if accepted > 0 {
+                candidates.iter().map(|e| e.user.as_str().to_string()).collect()
+            } else {
+                BTreeSet::new()
+            },
         };
+        self.refresh_feeds(&report.changed_users).await;
         metrics::counter!("stylecast_events_total", "outcome" => "accepted").increment(report.accepted as u64);
         metrics::counter!("stylecast_events_total", "outcome" => "duplicate").increment(report.duplicates as u64);
         metrics::counter!("stylecast_events_total", "outcome" => "rejected").increment(report.rejected.len() as u64);
         Ok(report)
+    }
+
+    /// Best effort after the commit: a feed read re-plans anyway, this only renders sooner.
+    async fn refresh_feeds(&self, users: &BTreeSet<String>) {
+        let Some(queue) = &self.feed_queue else { return };
+        if users.is_empty() {
+            return;
+        }
+        let users: Vec<String> = users.iter().cloned().collect();
+        match crate::store::feeds::users_with_photos(&self.pool, &users).await {
+            Ok(with_photos) => {
+                let jobs = with_photos
+                    .into_iter()
+                    .map(|user| crate::feed::queue::Job::Refresh { user })
+                    .collect();
+                queue.push(jobs).await;
+            }
+            Err(err) => tracing::warn!(error = %err, "could not queue feed refreshes"),
+        }
+    }
+
+    /// Image events take the influencer of the image they name (the largest weight of its
+    /// blend); an image no generation made is rejected with `unknown_image`.
+    async fn resolve_images(
+        &self,
+        image_events: Vec<(usize, event::ImageEvent)>,
+        rejected: &mut Vec<Rejection>,
+    ) -> Result<Vec<(usize, Event)>, AppError> {
+        if image_events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = image_events.iter().map(|(_, e)| e.image.as_str()).collect();
+        let owners = crate::store::images::influencers_of(&self.pool, &ids).await?;
+        let mut events = Vec::with_capacity(image_events.len());
+        for (index, image_event) in image_events {
+            match owners.get(image_event.image.as_str()) {
+                Some(influencer) => events.push((index, image_event.resolve(influencer.clone()))),
+                None => rejected.push(Rejection {
+                    index,
+                    code: "unknown_image",
+                    message: format!("no generated image has id {}", image_event.image),
+                }),
+            }
+        }
+        rejected.sort_by_key(|r| r.index);
+        Ok(events)
     }
 
     async fn write(&self, events: &[Event]) -> Result<usize, AppError> {
@@ -148,6 +214,7 @@ impl Ingestor {
                 occurred_at: event.occurred_at,
                 post_id: event.post_id.as_ref().map(|p| p.as_str().to_string()),
                 weight: event.weight,
+                image_id: event.image.as_ref().map(|i| i.as_str().to_string()),
             });
         }
         resolved.sort_by(|a, b| a.event_id.cmp(&b.event_id));

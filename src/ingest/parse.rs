@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::event::{Event, EventId, EventKind, IdError, InfluencerRef, PostId, UserRef};
+use super::event::{Event, EventId, EventKind, IdError, ImageEvent, ImageId, InfluencerRef, PostId, UserRef};
 use crate::error::AppError;
 
 /// How the batch body is framed.
@@ -58,7 +58,15 @@ pub struct ValidationRules {
 pub struct ParsedBatch {
     /// Valid events with their batch index.
     pub events: Vec<(usize, Event)>,
+    /// Valid image events, whose influencer is still to be looked up from the image.
+    pub image_events: Vec<(usize, ImageEvent)>,
     pub rejected: Vec<Rejection>,
+}
+
+/// A valid item: an event, or an image event still missing its influencer.
+enum Item {
+    Event(Event),
+    Image(ImageEvent),
 }
 
 #[derive(Deserialize)]
@@ -67,8 +75,12 @@ struct RawEvent<'a> {
     event_id: Cow<'a, str>,
     #[serde(borrow)]
     user: Cow<'a, str>,
-    #[serde(borrow)]
-    influencer: Cow<'a, str>,
+    /// Required except for image kinds, whose influencer is the image's.
+    #[serde(borrow, default)]
+    influencer: Option<Cow<'a, str>>,
+    /// Required for image kinds.
+    #[serde(borrow, default)]
+    image: Option<Cow<'a, str>>,
     #[serde(borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow)]
@@ -136,9 +148,10 @@ fn check_count(count: usize, rules: &ValidationRules) -> Result<(), AppError> {
 }
 
 impl ParsedBatch {
-    fn push(&mut self, index: usize, item: Result<Event, ItemError>) {
+    fn push(&mut self, index: usize, item: Result<Item, ItemError>) {
         match item {
-            Ok(event) => self.events.push((index, event)),
+            Ok(Item::Event(event)) => self.events.push((index, event)),
+            Ok(Item::Image(event)) => self.image_events.push((index, event)),
             Err(err) => self.rejected.push(Rejection {
                 index,
                 code: err.code,
@@ -168,7 +181,7 @@ impl From<IdError> for ItemError {
     }
 }
 
-fn validate_item(json: &str, rules: &ValidationRules) -> Result<Event, ItemError> {
+fn validate_item(json: &str, rules: &ValidationRules) -> Result<Item, ItemError> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let raw: RawEvent<'_> = serde_path_to_error::deserialize(&mut deserializer).map_err(describe_shape_error)?;
     deserializer
@@ -189,15 +202,35 @@ fn validate_item(json: &str, rules: &ValidationRules) -> Result<Event, ItemError
             ))
         }
     };
-    Ok(Event {
-        event_id: EventId::parse(raw.event_id)?,
-        user: UserRef::parse(raw.user)?,
-        influencer: InfluencerRef::parse(raw.influencer)?,
+    let event_id = EventId::parse(raw.event_id)?;
+    let user = UserRef::parse(raw.user)?;
+    if kind.names_image() {
+        let image = raw
+            .image
+            .ok_or_else(|| ItemError::new("missing_field", format!("missing field `image` (required for {kind})")))?;
+        let image = ImageId::parse(image).map_err(|err| ItemError::new("invalid_image_id", err.to_string()))?;
+        return Ok(Item::Image(ImageEvent {
+            event_id,
+            user,
+            kind,
+            occurred_at,
+            weight,
+            image,
+        }));
+    }
+    let influencer = raw
+        .influencer
+        .ok_or_else(|| ItemError::new("missing_field", "missing field `influencer`"))?;
+    Ok(Item::Event(Event {
+        event_id,
+        user,
+        influencer: InfluencerRef::parse(influencer)?,
         kind,
         occurred_at,
         post_id: raw.post_id.map(PostId::parse).transpose()?,
         weight,
-    })
+        image: None,
+    }))
 }
 
 fn describe_shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> ItemError {

@@ -23,6 +23,7 @@ pub struct ResolvedEvent {
     pub occurred_at: DateTime<Utc>,
     pub post_id: Option<String>,
     pub weight: f32,
+    pub image_id: Option<String>,
 }
 
 /// Identifies one row of `follows` (post empty) or `likes`.
@@ -140,6 +141,7 @@ mod tests {
             occurred_at: at.parse().expect("valid"),
             post_id: None,
             weight: 1.0,
+            image_id: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
     let mut times = Vec::with_capacity(events.len());
     let mut posts = Vec::with_capacity(events.len());
     let mut weights = Vec::with_capacity(events.len());
+    let mut images = Vec::with_capacity(events.len());
     for event in events {
         ids.push(event.event_id.as_str());
         users.push(event.user_id);
@@ -27,16 +28,17 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
         times.push(event.occurred_at);
         posts.push(event.post_id.as_deref());
         weights.push(event.weight);
+        images.push(event.image_id.as_deref());
     }
     sqlx::query_scalar(
         "WITH input AS (
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[], $6::text[], $7::float4[])
-                 AS t(event_id, user_id, influencer_id, kind, occurred_at, post_id, weight)),
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[], $6::text[], $7::float4[], $8::text[])
+                 AS t(event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)),
          fresh AS (
              INSERT INTO event_keys (event_id, occurred_at) SELECT event_id, occurred_at FROM input
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id)
-         INSERT INTO engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight)
-         SELECT i.event_id, i.user_id, i.influencer_id, i.kind::event_kind, i.occurred_at, i.post_id, i.weight
+         INSERT INTO engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)
+         SELECT i.event_id, i.user_id, i.influencer_id, i.kind::event_kind, i.occurred_at, i.post_id, i.weight, i.image_id
          FROM input i JOIN fresh USING (event_id)
          RETURNING event_id",
     )
@@ -47,6 +49,7 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
     .bind(times)
     .bind(posts)
     .bind(weights)
+    .bind(images)
     .fetch_all(&mut *conn)
     .await
 }

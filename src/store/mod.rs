@@ -5,6 +5,8 @@
 
 pub mod affinity;
 pub mod events;
+pub mod feeds;
+pub mod images;
 pub mod keys;
 pub mod partitions;
 pub mod people;

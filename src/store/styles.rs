@@ -144,6 +144,17 @@ pub async fn usable_styles(pool: &PgPool, model_version: &str) -> Result<Vec<Sto
     .await
 }
 
+/// External ids of the influencers `usable_styles` would return, without the codes.
+pub async fn styled_influencers(pool: &PgPool, model_version: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT i.external_id FROM influencer_styles s JOIN influencers i ON i.id = s.influencer_id
+         WHERE i.consent AND s.model_version = $1 ORDER BY i.external_id",
+    )
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}
+
 pub struct GenerationRecord<'a> {
     pub id: Uuid,
     pub user_external_id: &'a str,
@@ -158,13 +169,17 @@ pub struct GenerationRecord<'a> {
     pub output_sha256: &'a str,
     pub latency_ms: f64,
     pub cache_hit: bool,
+    /// Set for feed images (whose stored image id is the output hash).
+    pub origin: Option<&'a crate::generate::pipeline::FeedOrigin>,
 }
 
 pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO generations (id, user_id, user_external_id, blend, blend_source, strength, size, format,
-             model_version, provider, input_sha256, output_sha256, latency_ms, cache_hit)
-         VALUES ($1, (SELECT id FROM users WHERE external_id = $2), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             model_version, provider, input_sha256, output_sha256, latency_ms, cache_hit,
+             origin, image_id, feed_slot, recommendation_rank, recommendation_score, recommendation_model)
+         VALUES ($1, (SELECT id FROM users WHERE external_id = $2), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+             $14, $15, $16, $17, $18, $19)",
     )
     .bind(r.id)
     .bind(r.user_external_id)
@@ -179,6 +194,12 @@ pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Resul
     .bind(r.output_sha256)
     .bind(r.latency_ms)
     .bind(r.cache_hit)
+    .bind(if r.origin.is_some() { "feed" } else { "request" })
+    .bind(r.origin.map(|_| r.output_sha256))
+    .bind(r.origin.map(|o| o.slot.as_str()))
+    .bind(r.origin.and_then(|o| o.rank))
+    .bind(r.origin.and_then(|o| o.score))
+    .bind(r.origin.and_then(|o| o.recommendation_model))
     .execute(pool)
     .await?;
     Ok(())

@@ -92,7 +92,8 @@ async fn keys_are_stored_only_as_salted_hashes() {
 }
 
 /// Every authenticated route, with the one scope it needs.
-const ROUTES: [(&str, &str, Scope); 9] = [
+/// (`GET /v1/images/{id}` is public by design: its id is the SHA-256 of the image.)
+const ROUTES: [(&str, &str, Scope); 12] = [
     ("POST", "/v1/events", Scope::Ingest),
     ("GET", "/v1/users/u1", Scope::Read),
     ("GET", "/v1/users/u1/recommendations", Scope::Read),
@@ -102,6 +103,9 @@ const ROUTES: [(&str, &str, Scope); 9] = [
     ("PUT", "/v1/influencers/i1", Scope::Admin),
     ("POST", "/v1/influencers/i1/photos", Scope::Admin),
     ("POST", "/v1/generate", Scope::Generate),
+    ("PUT", "/v1/users/u1/photo", Scope::Generate),
+    ("DELETE", "/v1/users/u1/photo", Scope::Generate),
+    ("GET", "/v1/users/u1/feed", Scope::Read),
 ];
 
 #[tokio::test]
@@ -115,7 +119,7 @@ async fn every_route_checks_its_scope_for_every_key() {
                 .request(method.parse().expect("method"), app.url(path))
                 .bearer_auth(&key);
             let request = match method {
-                "PUT" => request.json(&serde_json::json!({"consent": true})),
+                "PUT" if path.starts_with("/v1/influencers") => request.json(&serde_json::json!({"consent": true})),
                 "POST" if path == "/v1/events" => request.json(&serde_json::json!([])),
                 _ => request,
             };

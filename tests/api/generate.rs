@@ -6,13 +6,13 @@ use stylecast::media;
 
 use crate::helpers::{days_ago, event, spawn_app, TestApp};
 
-const CONTENT: &str = "onnx/styles/content_heldout/coffee.png";
+pub const CONTENT: &str = "onnx/styles/content_heldout/coffee.png";
 
-fn read(path: &str) -> Vec<u8> {
+pub fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run onnx/check.sh first"))
 }
 
-async fn add_influencer(app: &TestApp, id: &str) {
+pub async fn add_influencer(app: &TestApp, id: &str) {
     let response = app
         .client
         .put(app.url(&format!("/v1/influencers/{id}")))

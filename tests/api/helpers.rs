@@ -89,6 +89,8 @@ pub struct TestApp {
     pub database_url: String,
     pub pool: PgPool,
     pub admin_key: String,
+    /// This app's Redis key prefix (`redis.key_prefix`).
+    pub redis_prefix: String,
     pub client: reqwest::Client,
     pub handle: ServerHandle,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -119,6 +121,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.redis.key_prefix = format!("test:{}:", Uuid::new_v4().simple());
     settings.auth.admin_key = Some(SecretString::from(admin_key.clone()));
     customize(&mut settings);
+    let redis_prefix = settings.redis.key_prefix.clone();
 
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
@@ -134,6 +137,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         database_url,
         pool,
         admin_key,
+        redis_prefix,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()

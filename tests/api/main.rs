@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod cli;
 mod events;
+mod feed;
 mod generate;
 mod helpers;
 mod models;

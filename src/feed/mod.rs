@@ -1,0 +1,432 @@
+//! Feeds: personalized images a feed reads instead of waiting for.
+//!
+//! A user's feed is their interest blend plus their recommended influencers (those with a
+//! usable style), each shown as the user's stored photo restyled. Every slot has a *spec*,
+//! a hash of everything its image depends on; reading the feed records the specs, answers
+//! at once with `ready` items (image stored for the current spec) and `pending` ones, and
+//! queues a render job for each new or changed spec. Workers (`queue`, `worker`) render,
+//! store the image by content hash and point the slot at it. Postgres is the truth; the
+//! queue only says what to look at, so a lost job costs a delay, never a wrong image.
+
+pub mod photos;
+pub mod queue;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::ingest::event::UserRef;
+use crate::interest::blend::{self, Blend, BlendSource, Weighted};
+use crate::media::OutputFormat;
+use crate::recommend::MAX_K;
+use crate::startup::AppState;
+use crate::store::feeds::{self, DesiredItem, FeedItemRow};
+use crate::store::styles;
+use queue::Job;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedSettings {
+    pub default_k: usize,
+    pub max_k: usize,
+    /// Slots rendered ahead when a user's photo, interests or recommendations change.
+    pub prefetch_k: usize,
+    pub size: u32,
+    pub format: OutputFormat,
+    pub strength: f32,
+    /// A pending slot is queued again after this long (covers jobs lost with an in-process queue).
+    pub requeue_after_secs: f64,
+    /// Renders tried per spec before the slot is reported `failed`.
+    pub max_attempts: i32,
+    /// Whether `serve` also runs a worker.
+    pub serve_worker: bool,
+    /// Jobs a worker process renders at once.
+    pub worker_concurrency: usize,
+    /// A job claimed but not acknowledged for this long is taken over by another worker.
+    pub reclaim_idle_ms: u64,
+    /// Redis Stream (under the Redis key prefix) and its consumer group.
+    pub stream: String,
+    pub group: String,
+    /// `postgres` or `filesystem`.
+    pub image_backend: String,
+    pub image_dir: std::path::PathBuf,
+    pub max_image_bytes: usize,
+    /// Newest images kept per user, and the oldest age kept.
+    pub retention_per_user: i64,
+    pub retention_max_age_days: f64,
+    pub retention_interval_secs: u64,
+    /// Longest side of stored reference photos.
+    pub photo_max_side: u32,
+}
+
+pub const BLEND_SLOT: &str = "blend";
+
+pub fn influencer_slot(influencer: &str) -> String {
+    format!("influencer:{influencer}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Ready,
+    Pending,
+    /// Rendering failed `max_attempts` times for the current spec.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedItem {
+    pub slot: String,
+    /// `blend` (the user's interest blend) or `influencer`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub influencer: Option<String>,
+    /// Rank among the user's recommendations (1-based); absent for the blend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    /// Recommendation score (influencer items) or the top blend score.
+    pub score: f64,
+    /// Style weights the image is painted with.
+    pub weights: Vec<Weighted>,
+    pub status: ItemStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedPage {
+    pub user: String,
+    pub items: Vec<FeedItem>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// `als` or `popularity`: how the influencers were ranked.
+    pub strategy: crate::recommend::Strategy,
+    /// Render jobs this call queued.
+    pub queued: usize,
+}
+
+/// Offsets into the ranked influencers, kept opaque to callers.
+fn parse_cursor(cursor: Option<&str>) -> Result<usize, AppError> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    cursor
+        .strip_prefix("o")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n < MAX_K)
+        .ok_or_else(|| AppError::bad_request("invalid_cursor", format!("cursor {cursor:?} is not one this API gave")))
+}
+
+/// One page of the feed; never waits for a render.
+pub async fn page(state: &AppState, user: &UserRef, k: usize, cursor: Option<&str>) -> Result<FeedPage, AppError> {
+    let offset = parse_cursor(cursor)?;
+    let plan = plan(state, user, offset, k).await?;
+    Ok(plan)
+}
+
+/// Re-plans the first page after something the feed depends on changed.
+pub async fn refresh(state: &AppState, user: &UserRef) -> Result<usize, AppError> {
+    match plan(state, user, 0, state.feed.prefetch_k).await {
+        Ok(page) => Ok(page.queued),
+        // A user without a photo (deleted since) has nothing to render.
+        Err(AppError::NotFound(_)) => Ok(0),
+        Err(err) => Err(err),
+    }
+}
+
+/// Queues a re-plan for every user with a photo (after a new embedding model).
+pub async fn refresh_all(state: &AppState) {
+    match feeds::all_users_with_photos(&state.pool).await {
+        Ok(users) => {
+            let jobs = users.into_iter().map(|user| Job::Refresh { user }).collect();
+            state.feed_queue.push(jobs).await;
+        }
+        Err(err) => tracing::warn!(error = %err, "could not queue feed refreshes"),
+    }
+}
+
+async fn plan(state: &AppState, user: &UserRef, offset: usize, k: usize) -> Result<FeedPage, AppError> {
+    let models = state.models()?;
+    let photo = feeds::photo_meta(&state.pool, user.as_str())
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("photo of user {user:?} (PUT /v1/users/{{user}}/photo first)")))?;
+    let styled = styles::styled_influencers(&state.pool, &models.encoder.version).await?;
+    if styled.is_empty() {
+        return Err(AppError::Unprocessable {
+            code: "no_styles",
+            message: "no influencer has a usable style yet; upload reference photos first".into(),
+        });
+    }
+    let recs = state.recommender.recommend(user, MAX_K).await?;
+    let ranked: Vec<(usize, String, f64)> = recs
+        .items
+        .into_iter()
+        .filter(|item| styled.contains(&item.influencer))
+        .enumerate()
+        .map(|(rank, item)| (rank + 1, item.influencer, item.score))
+        .collect();
+    let spec_base = SpecBase {
+        photo_sha256: &photo.sha256,
+        settings: &state.feed,
+        model_version: models.version(),
+    };
+    let mut slots: Vec<PlannedSlot> = Vec::new();
+    if offset == 0 {
+        let blend = blend::interests(
+            &state.pool,
+            &state.recommender,
+            &styled,
+            user.as_str(),
+            state.generate.interests_k,
+            state.generate.interests_temperature,
+        )
+        .await?;
+        slots.push(PlannedSlot::blend(quantize(blend)));
+    }
+    let end = (offset + k).min(ranked.len());
+    for (rank, influencer, score) in ranked.get(offset..end).unwrap_or_default() {
+        slots.push(PlannedSlot::influencer(*rank, influencer, *score, recs.model_version));
+    }
+    let desired: Vec<DesiredItem> = slots.iter().map(|s| s.desired(&spec_base)).collect();
+    let (rows, to_queue) = feeds::plan_items(
+        &state.pool,
+        photo.user_id,
+        &desired,
+        state.feed.requeue_after_secs,
+        state.feed.max_attempts,
+    )
+    .await?;
+    let jobs: Vec<Job> = slots
+        .iter()
+        .zip(&desired)
+        .filter(|(_, d)| to_queue.contains(&d.slot))
+        .map(|(slot, d)| slot.job(user.as_str(), &d.spec))
+        .collect();
+    let queued = jobs.len();
+    state.feed_queue.push(jobs).await;
+    let items = slots
+        .into_iter()
+        .zip(desired)
+        .map(|(slot, d)| slot.item(rows.iter().find(|r| r.slot == d.slot), &d.spec, state.feed.max_attempts))
+        .collect();
+    Ok(FeedPage {
+        user: user.to_string(),
+        items,
+        next_cursor: (end < ranked.len()).then(|| format!("o{end}")),
+        strategy: recs.strategy,
+        queued,
+    })
+}
+
+/// Blend weights rounded to 0.01 (and renormalised), so small drifts in interest scores
+/// do not re-render the blend image; a shift of a weight by 0.005 or more does.
+fn quantize(mut blend: Blend) -> Blend {
+    for w in &mut blend.weights {
+        w.weight = (w.weight * 100.0).round() / 100.0;
+    }
+    blend.weights.retain(|w| w.weight > 0.0);
+    let total: f64 = blend.weights.iter().map(|w| w.weight).sum();
+    for w in &mut blend.weights {
+        w.weight /= total;
+    }
+    blend
+}
+
+struct SpecBase<'a> {
+    photo_sha256: &'a str,
+    settings: &'a FeedSettings,
+    model_version: String,
+}
+
+struct PlannedSlot {
+    slot: String,
+    influencer: Option<String>,
+    rank: Option<usize>,
+    score: f64,
+    blend: Blend,
+    recommendation_model: Option<i64>,
+}
+
+impl PlannedSlot {
+    fn blend(blend: Blend) -> Self {
+        Self {
+            slot: BLEND_SLOT.to_string(),
+            influencer: None,
+            rank: None,
+            score: blend.weights.first().map(|w| w.score).unwrap_or(0.0),
+            recommendation_model: blend.model_version,
+            blend,
+        }
+    }
+
+    fn influencer(rank: usize, influencer: &str, score: f64, model: Option<i64>) -> Self {
+        Self {
+            slot: influencer_slot(influencer),
+            influencer: Some(influencer.to_string()),
+            rank: Some(rank),
+            score,
+            blend: Blend {
+                source: BlendSource::Influencer,
+                model_version: None,
+                weights: vec![Weighted {
+                    influencer: influencer.to_string(),
+                    weight: 1.0,
+                    score,
+                }],
+            },
+            recommendation_model: model,
+        }
+    }
+
+    fn weights_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.blend.source,
+            "weights": self.blend.weights.iter().map(|w| (w.influencer.clone(), w.weight)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn desired(&self, base: &SpecBase<'_>) -> DesiredItem {
+        let weights: Vec<String> = self
+            .blend
+            .weights
+            .iter()
+            .map(|w| format!("{}={:.4}", w.influencer, w.weight))
+            .collect();
+        let material = format!(
+            "{}|{}|{}|{}|{}|{:?}|{}",
+            base.photo_sha256,
+            self.slot,
+            weights.join(","),
+            base.settings.strength,
+            base.settings.size,
+            base.settings.format,
+            base.model_version
+        );
+        DesiredItem {
+            slot: self.slot.clone(),
+            influencer: self.influencer.clone(),
+            blend: self.weights_json(),
+            spec: hex::encode(&Sha256::digest(material.as_bytes())[..16]),
+        }
+    }
+
+    fn job(&self, user: &str, spec: &str) -> Job {
+        Job::Render {
+            user: user.to_string(),
+            slot: self.slot.clone(),
+            spec: spec.to_string(),
+            rank: self.rank.map(|r| r as i32).or(Some(0)),
+            score: Some(self.score),
+            recommendation_model: self.recommendation_model,
+        }
+    }
+
+    fn item(self, row: Option<&FeedItemRow>, spec: &str, max_attempts: i32) -> FeedItem {
+        let ready = row.filter(|r| r.spec == spec).and_then(|r| r.image_id.clone());
+        let failed =
+            row.filter(|r| r.spec == spec && ready.is_none() && r.attempts >= max_attempts && r.last_error.is_some());
+        let status = match (&ready, failed) {
+            (Some(_), _) => ItemStatus::Ready,
+            (None, Some(_)) => ItemStatus::Failed,
+            (None, None) => ItemStatus::Pending,
+        };
+        FeedItem {
+            kind: if self.influencer.is_some() {
+                "influencer"
+            } else {
+                "blend"
+            },
+            slot: self.slot,
+            influencer: self.influencer,
+            rank: self.rank,
+            score: self.score,
+            weights: self.blend.weights,
+            status,
+            url: ready.as_ref().map(|id| format!("/v1/images/{id}")),
+            image_id: ready,
+            error: failed.and_then(|r| r.last_error.clone()),
+        }
+    }
+}
+
+/// The blend a slot was planned with, as stored in `feed_items.blend`.
+pub fn stored_blend(value: &serde_json::Value) -> Option<Blend> {
+    #[derive(Deserialize)]
+    struct Stored {
+        source: String,
+        weights: Vec<(String, f64)>,
+    }
+    let stored: Stored = serde_json::from_value(value.clone()).ok()?;
+    let source = match stored.source.as_str() {
+        "influencer" => BlendSource::Influencer,
+        "interests" => BlendSource::Interests,
+        "popularity" => BlendSource::Popularity,
+        _ => BlendSource::Mix,
+    };
+    Some(Blend {
+        source,
+        model_version: None,
+        weights: stored
+            .weights
+            .into_iter()
+            .map(|(influencer, weight)| Weighted {
+                influencer,
+                weight,
+                score: weight,
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blend(weights: &[(&str, f64)]) -> Blend {
+        Blend {
+            source: BlendSource::Interests,
+            model_version: None,
+            weights: weights
+                .iter()
+                .map(|(i, w)| Weighted {
+                    influencer: i.to_string(),
+                    weight: *w,
+                    score: *w,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn quantized_blends_ignore_tiny_drifts_and_still_sum_to_one() {
+        let a = quantize(blend(&[("a", 0.7012), ("b", 0.2988)]));
+        let b = quantize(blend(&[("a", 0.7031), ("b", 0.2969)]));
+        assert_eq!(
+            a.weights.iter().map(|w| w.weight).collect::<Vec<_>>(),
+            b.weights.iter().map(|w| w.weight).collect::<Vec<_>>()
+        );
+        let c = quantize(blend(&[("a", 0.72), ("b", 0.28)]));
+        assert_ne!(a.weights[0].weight, c.weights[0].weight);
+        assert!((c.weights.iter().map(|w| w.weight).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_strangers() {
+        assert_eq!(parse_cursor(None).ok(), Some(0));
+        assert_eq!(parse_cursor(Some("o10")).ok(), Some(10));
+        for bad in ["10", "o-1", "ox", "o100000"] {
+            assert!(parse_cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_blends_read_back() {
+        let slot = PlannedSlot::blend(blend(&[("a", 0.6), ("b", 0.4)]));
+        let back = stored_blend(&slot.weights_json()).expect("parses");
+        assert_eq!(back.source, BlendSource::Interests);
+        assert_eq!(back.weights.len(), 2);
+        assert_eq!(back.weights[1].influencer, "b");
+    }
+}
