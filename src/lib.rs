@@ -19,5 +19,6 @@ pub mod startup;
 pub mod store;
 pub mod style;
 pub mod telemetry;
+pub mod tools;
 
 pub use error::AppError;
