@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running service: installs the ONNX Runtime library,
 # builds the model assets (onnx/check.sh), starts Postgres and Redis when none answer,
-# builds, migrates and serves on :8080.
+# builds, migrates, loads the demo data (`stylecast demo`: influencers with their reference
+# photos and styles, users with engagement, embeddings; idempotent) and serves on :8080,
+# where / is the demo page and /docs the API reference.
 # Prints an admin key for the API (or uses STYLECAST_ADMIN_KEY when set).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,4 +21,6 @@ if [[ -z "${STYLECAST_ADMIN_KEY:-}" ]]; then
   echo "admin key for this run: ${STYLECAST_ADMIN_KEY}" >&2
 fi
 cargo build --release --bin stylecast
+target/release/stylecast demo
+echo "demo page: http://127.0.0.1:8080/ (paste the admin key above); API reference: http://127.0.0.1:8080/docs/" >&2
 exec target/release/stylecast serve "$@"

@@ -2,7 +2,10 @@
 # The test suite: installs what the tests need (the ONNX Runtime library; a small Python venv
 # that fetches the pinned third-party weights, builds vgg19_features.onnx and the demo style
 # photos), starts Postgres and Redis when none answer, then runs the model checks (Python,
-# onnxruntime), formatting and lint checks, and every Rust test (real Postgres, Redis, models).
+# onnxruntime), formatting and lint checks, and every Rust test (real Postgres, Redis, models);
+# then the real binary serving the demo data: the demo page in headless Chromium
+# (tests/e2e) and every documented operation fuzzed against the OpenAPI document
+# (tests/openapi, Schemathesis). Artifacts (screenshots, reports, logs): test-artifacts/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,3 +17,5 @@ bash onnx/check.sh
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
+# The browser test first: the fuzzer may rewrite the demo influencers' profiles.
+bash scripts/with-service.sh api bash -c 'bash tests/e2e/run.sh && bash tests/openapi/run.sh'

@@ -40,6 +40,14 @@ pub enum Command {
     /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
     /// bench/eval_recs.py drives it next to popularity and the `implicit` library).
     EvalRecs(EvalRecsArgs),
+    /// Synthetic users, influencers and events at a given scale, through the real ingest path.
+    Seed(SeedArgs),
+    /// Load the demo influencers (reference photos from onnx/styles/), demo users with
+    /// engagement, and build embeddings, so the demo page at / is alive. Idempotent.
+    Demo(DemoArgs),
+    /// For each influencer with a style: Gram-distance ratio of output vs input on held-out
+    /// photos (the model card's metric; below 1 = moved towards the style).
+    EvalStyles(EvalStylesArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -146,4 +154,43 @@ pub struct GenerateArgs {
     pub size: u32,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 200)]
+    pub influencers: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Events per ingest batch (at most the ingest limit, 10,000 by default).
+    #[arg(long, default_value_t = 5_000)]
+    pub batch: usize,
+    /// Random seed; the same seed and sizes produce the same event ids (a rerun is all duplicates).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Prefix of every generated id.
+    #[arg(long, default_value = "seed")]
+    pub prefix: String,
+    /// Spread events over this many days before now.
+    #[arg(long, default_value_t = 60)]
+    pub days: i64,
+    /// Build embeddings afterwards (like `stylecast embed`).
+    #[arg(long)]
+    pub embed: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The demo styles directory: influencers.json and the photos it lists.
+    #[arg(long, default_value = "onnx/styles")]
+    pub styles: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalStylesArgs {
+    /// Held-out photos (never used as style references).
+    #[arg(long, default_value = "onnx/styles/content_heldout")]
+    pub photos: PathBuf,
 }

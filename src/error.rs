@@ -43,7 +43,8 @@ pub enum AppError {
     Internal(String),
 }
 
-#[derive(Serialize)]
+/// Every error response: a stable machine-readable `code` and a human `message`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     pub code: &'a str,
     pub message: String,

@@ -20,5 +20,6 @@ pub mod startup;
 pub mod store;
 pub mod style;
 pub mod telemetry;
+pub mod tools;
 
 pub use error::AppError;

@@ -1,6 +1,9 @@
 use anyhow::Context;
 use clap::Parser;
-use stylecast::cli::{Cli, Command, EvalRecsArgs, GenerateArgs, KeysCommand, StylesCommand, WorkerArgs};
+use stylecast::cli::{
+    Cli, Command, DemoArgs, EvalRecsArgs, EvalStylesArgs, GenerateArgs, KeysCommand, SeedArgs, StylesCommand,
+    WorkerArgs,
+};
 use stylecast::config::Settings;
 use stylecast::interest::als;
 use stylecast::startup::Application;
@@ -22,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Styles {
             command: StylesCommand::Rebuild,
         } => rebuild_styles(&settings).await,
+        Command::Seed(args) => seed(&settings, &args).await,
+        Command::Demo(args) => demo(&settings, &args).await,
+        Command::EvalStyles(args) => eval_styles(&settings, &args).await,
     }
 }
 
@@ -173,12 +179,30 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
 }
 
 async fn embed(settings: &Settings) -> anyhow::Result<()> {
-    use indicatif::{ProgressBar, ProgressStyle};
-    use stylecast::interest::embed::{self, Stage};
-
     store::create_database_if_missing(&settings.database).await?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
+    let (report, factors) = build_embeddings(settings, &pool).await?;
+    println!(
+        "embedding model v{}: {} users x {} influencers, {} interactions, {factors} factors; trained in {:.2}s, {:.2}s in all",
+        report.version,
+        report.users,
+        report.influencers,
+        report.interactions,
+        report.train_seconds,
+        report.total_seconds
+    );
+    Ok(())
+}
+
+/// The ALS build with a progress bar; the report and the factor count.
+async fn build_embeddings(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<(stylecast::interest::embed::EmbedReport, usize)> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use stylecast::interest::embed::{self, Stage};
+
     let params = settings.embedding.als;
     let bar = ProgressBar::new(params.iterations as u64);
     bar.set_style(
@@ -186,7 +210,7 @@ async fn embed(settings: &Settings) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let progress = bar.clone();
-    let report = embed::rebuild(&pool, &params, move |stage| match stage {
+    let report = embed::rebuild(pool, &params, move |stage| match stage {
         Stage::Loading => progress.set_message("loading"),
         Stage::Training { iteration, .. } => {
             progress.set_message("training");
@@ -196,23 +220,13 @@ async fn embed(settings: &Settings) -> anyhow::Result<()> {
     })
     .await?;
     bar.finish_and_clear();
-    println!(
-        "embedding model v{}: {} users x {} influencers, {} interactions, {} factors; trained in {:.2}s, {:.2}s in all",
-        report.version,
-        report.users,
-        report.influencers,
-        report.interactions,
-        params.factors,
-        report.train_seconds,
-        report.total_seconds
-    );
-    Ok(())
+    Ok((report, params.factors))
 }
 
-async fn models_or_explain(settings: &Settings) -> anyhow::Result<stylecast::generate::models::Models> {
+/// The process-wide models (`load_models` keeps its own handle on them, so they stay shared).
+async fn models_or_explain(settings: &Settings) -> anyhow::Result<std::sync::Arc<stylecast::generate::models::Models>> {
     let (models, status) = stylecast::startup::load_models(settings);
-    let models = models.ok_or_else(|| anyhow::anyhow!("models unavailable: {}", status.error.unwrap_or_default()))?;
-    std::sync::Arc::try_unwrap(models).map_err(|_| anyhow::anyhow!("models are shared"))
+    models.ok_or_else(|| anyhow::anyhow!("models unavailable: {}", status.error.unwrap_or_default()))
 }
 
 async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()> {
@@ -295,6 +309,116 @@ async fn rebuild_styles(settings: &Settings) -> anyhow::Result<()> {
     println!(
         "rebuilt the styles of {count} influencers with encoder {} in {:.1}s",
         models.encoder.version,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let template = format!("{{msg:<12}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}} (eta {{eta}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
+    use stylecast::tools::seed::{self, SeedPlan};
+
+    let plan = SeedPlan {
+        users: args.users,
+        influencers: args.influencers,
+        events: args.events,
+        batch: args.batch.min(settings.ingest.max_events_per_batch),
+        seed: args.seed,
+        prefix: args.prefix.clone(),
+        days: args.days,
+    };
+    plan.validate().map_err(anyhow::Error::msg)?;
+    let (pool, ingestor) = stylecast::tools::open_ingest(settings).await?;
+    let bar = progress_bar(plan.events as u64, "events");
+    bar.set_message("ingesting");
+    let started = std::time::Instant::now();
+    let report = seed::run(&ingestor, &plan, |done| bar.set_position(done as u64))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let embedded = if args.embed {
+        let (model, _) = build_embeddings(settings, &pool).await?;
+        format!("; embedding model v{}", model.version)
+    } else {
+        String::new()
+    };
+    println!(
+        "seeded {} events for {} users x {} influencers in {} batches: {} accepted, {} duplicates, {} rejected in {seconds:.1}s ({:.0} events/s){embedded}",
+        plan.events,
+        plan.users,
+        plan.influencers,
+        report.batches,
+        report.accepted,
+        report.duplicates,
+        report.rejected,
+        plan.events as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
+    use stylecast::tools::demo::{self, Listing};
+
+    let listing = Listing::load(&args.styles)?;
+    let (pool, ingestor) = stylecast::tools::open_ingest(settings).await?;
+    let models = models_or_explain(settings).await?;
+    let started = std::time::Instant::now();
+    let bar = progress_bar(listing.photo_count() as u64, "photos");
+    bar.set_message("styles");
+    let photos = demo::load_influencers(&pool, &models, settings.media, &args.styles, &listing, |done| {
+        bar.set_position(done as u64)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let events = demo::load_engagement(&ingestor).await?;
+    let (model, _) = build_embeddings(settings, &pool).await?;
+    println!(
+        "demo ready in {:.1}s: {} influencers ({} photos, {} styles computed now), {} demo users, {} events accepted, {} duplicates, {} rejected; embedding model v{}",
+        started.elapsed().as_secs_f64(),
+        photos.influencers,
+        photos.photos,
+        photos.computed,
+        demo::DEMO_USERS.len(),
+        events.accepted,
+        events.duplicates,
+        events.rejected.len(),
+        model.version
+    );
+    Ok(())
+}
+
+async fn eval_styles(settings: &Settings, args: &EvalStylesArgs) -> anyhow::Result<()> {
+    use stylecast::tools::eval_styles;
+
+    let pool = store::pool(&settings.database)?;
+    store::migrate(&pool).await?;
+    let models = models_or_explain(settings).await?;
+    let photos = eval_styles::heldout_photos(&args.photos, settings.media).await?;
+    let bar = progress_bar(0, "generations");
+    bar.set_message("evaluating");
+    let started = std::time::Instant::now();
+    let scores = eval_styles::evaluate(&pool, &models, &photos, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    print!("{}", eval_styles::table(&scores));
+    let (mean, median) = eval_styles::summary(&scores);
+    println!(
+        "{} styles x {} held-out photos with generator {}: mean style ratio {mean:.3}, median {median:.3} (output/input Gram distance; below 1 = closer to the style) in {:.1}s",
+        scores.len(),
+        photos.len(),
+        models.generator.version,
         started.elapsed().as_secs_f64()
     );
     Ok(())

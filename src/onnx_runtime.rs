@@ -13,7 +13,7 @@ pub struct OrtRuntime {
     pub environment: ort::environment::Environment,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuntimeStatus {
     pub loaded: bool,
     pub library: String,

@@ -7,7 +7,7 @@
 //! (`bash onnx/check.sh` builds what is not committed). bench/reference_generate.py is
 //! the Python reference doing the same decode → encode → generate → encode work.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;

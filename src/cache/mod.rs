@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use crate::config::RedisSettings;
 
 /// Which cache answered the last probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheKind {
     Redis,

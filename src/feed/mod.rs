@@ -65,7 +65,7 @@ pub fn influencer_slot(influencer: &str) -> String {
     format!("influencer:{influencer}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
     Ready,
@@ -74,7 +74,7 @@ pub enum ItemStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedItem {
     pub slot: String,
     /// `blend` (the user's interest blend) or `influencer`.
@@ -97,7 +97,7 @@ pub struct FeedItem {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedPage {
     pub user: String,
     pub items: Vec<FeedItem>,

@@ -14,7 +14,7 @@ use crate::startup::AppState;
 use crate::store::feeds;
 use crate::store::images::StoredImage;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StoredPhoto {
     pub user: String,
     pub sha256: String,
@@ -63,7 +63,7 @@ pub async fn put(state: &AppState, user: &UserRef, upload: Bytes) -> Result<Stor
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeletedPhoto {
     pub user: String,
     pub images_removed: usize,

@@ -17,7 +17,7 @@ pub struct Models {
     pub style_dim: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelStatus {
     pub loaded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

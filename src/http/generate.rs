@@ -3,15 +3,67 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::Principal;
 use super::body::read_multipart;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::generate::pipeline::{GenerateRequest, StyleChoice};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::keys::Scope;
 use crate::media::OutputFormat;
 use crate::startup::AppState;
 
-/// `POST /v1/generate` (multipart): `photo`, `user`, optional `influencer` or `mix`,
-/// `strength`, `size`, `format`. Answers the image; headers carry its provenance.
+/// The multipart form of `POST /v1/generate`.
+#[allow(dead_code)] // documents the wire format only
+#[derive(utoipa::ToSchema)]
+pub struct GenerateForm {
+    /// The photo to restyle: JPEG, PNG or WebP, at most 10 MB.
+    #[schema(value_type = String, format = Binary)]
+    photo: Vec<u8>,
+    /// The platform's user id the generation is for (their interests pick the blend).
+    #[schema(example = "ana")]
+    user: String,
+    /// One influencer's style instead of the user's interests.
+    #[schema(example = "noir_nadia")]
+    influencer: Option<String>,
+    /// Explicit weights instead of the user's interests, e.g. `nova=0.7,iris=0.3`.
+    mix: Option<String>,
+    /// 0 returns the photo, 1 the full style (default 1).
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    strength: Option<f32>,
+    /// Longest side of the output (default 256).
+    #[schema(minimum = 32, maximum = 512)]
+    size: Option<u32>,
+    /// Output format (default png).
+    #[schema(value_type = Option<String>, pattern = "^(png|jpeg|jpg|webp)$")]
+    format: Option<String>,
+}
+
+/// Restyle a photo for a user: one influencer's style, an explicit mix, or (by default) the
+/// user's interest blend. Answers the image; headers carry its provenance.
+#[utoipa::path(post, path = "/v1/generate", tag = "generate",
+    security(("api_key" = [])),
+    request_body(content = GenerateForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The generated image.",
+            content(
+                (Vec<u8> = "image/png"),
+                (Vec<u8> = "image/jpeg"),
+                (Vec<u8> = "image/webp"),
+            ),
+            headers(
+                ("X-Generation-Id" = uuid::Uuid, description = "The `generations` record."),
+                ("X-Model-Version" = String, description = "Generator and encoder versions."),
+                ("X-Execution-Provider" = String, description = "The ONNX Runtime provider that ran."),
+                ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"nova\":0.7,\"iris\":0.3}."),
+                ("X-Blend-Source" = String, description = "influencer, mix, interests or popularity."),
+                ("X-Cache" = String, description = "hit or miss."),
+            )),
+        (status = 400, description = "Missing or invalid field, or an image that cannot be decoded.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `generate` scope.", body = ErrorBody),
+        (status = 413, description = "Over the byte, side or pixel-area limit.", body = ErrorBody),
+        (status = 422, description = "A requested influencer has no usable style.", body = ErrorBody),
+        (status = 429, description = "Rate limit, or the generator is at capacity.", body = ErrorBody),
+        (status = 503, description = "Postgres or the models are unavailable.", body = ErrorBody),
+    ))]
 pub async fn post_generate(
     state: web::Data<AppState>,
     principal: Principal,

@@ -1,28 +1,54 @@
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::body::read_image_upload;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::InfluencerRef;
 use crate::keys::Scope;
 use crate::startup::AppState;
-use crate::store::styles;
+use crate::store::styles::{self, StoredStyle};
 use crate::style::service;
 
 fn influencer_ref(path: web::Path<String>) -> Result<InfluencerRef, AppError> {
     InfluencerRef::parse(path.into_inner()).map_err(|e| AppError::bad_request("invalid_id", e.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "Nova", "consent": true}))]
 pub struct Profile {
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     display_name: Option<String>,
     /// Whether the influencer agreed to their style being used.
     consent: bool,
 }
 
-/// `PUT /v1/influencers/{id}`: display name and consent.
+/// The profile as stored.
+#[derive(Serialize, ToSchema)]
+pub struct SavedProfile {
+    #[schema(value_type = String)]
+    influencer: InfluencerRef,
+    display_name: Option<String>,
+    consent: bool,
+}
+
+/// Create or update an influencer's profile: display name and consent (only consenting
+/// influencers' styles are used for generation).
+#[utoipa::path(put, path = "/v1/influencers/{influencer}", tag = "styles",
+    security(("api_key" = [])),
+    params(("influencer" = String, Path, description = "The platform's influencer id.", example = "noir_nadia")),
+    request_body = Profile,
+    responses(
+        (status = 200, description = "The stored profile.", body = SavedProfile),
+        (status = 400, description = "Invalid id or body.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `admin` scope.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
 pub async fn put_influencer(
     state: web::Data<AppState>,
     principal: Principal,
@@ -44,12 +70,42 @@ pub async fn put_influencer(
         body.consent,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "influencer": influencer, "display_name": body.display_name, "consent": body.consent
-    })))
+    let body = body.into_inner();
+    Ok(HttpResponse::Ok().json(SavedProfile {
+        influencer,
+        display_name: body.display_name,
+        consent: body.consent,
+    }))
 }
 
-/// `POST /v1/influencers/{id}/photos`: a reference photo (image body or multipart `photo`).
+/// A multipart upload of one photo.
+#[allow(dead_code)] // documents the wire format only
+#[derive(ToSchema)]
+pub struct PhotoUpload {
+    /// JPEG, PNG or WebP.
+    #[schema(value_type = String, format = Binary)]
+    photo: Vec<u8>,
+}
+
+/// Add a reference photo (the raw image as the body, or multipart field `photo`); its
+/// style code and Gram matrices are computed once and the influencer's style updated.
+#[utoipa::path(post, path = "/v1/influencers/{influencer}/photos", tag = "styles",
+    security(("api_key" = [])),
+    params(("influencer" = String, Path, description = "An influencer created with PUT first.", example = "noir_nadia")),
+    request_body(description = "JPEG, PNG or WebP, at most 10 MB.", content(
+        (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
+        (Vec<u8> = "application/octet-stream"), (PhotoUpload = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, description = "The influencer's updated style.", body = StoredStyle),
+        (status = 400, description = "Invalid id, missing photo, or an image that cannot be decoded.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `admin` scope.", body = ErrorBody),
+        (status = 404, description = "No such influencer (create it with PUT first).", body = ErrorBody),
+        (status = 413, description = "Over the byte, side or pixel-area limit.", body = ErrorBody),
+        (status = 429, description = "Rate limit, or the model queue is full.", body = ErrorBody),
+        (status = 503, description = "Postgres or the models are unavailable.", body = ErrorBody),
+    ))]
 pub async fn post_photo(
     state: web::Data<AppState>,
     principal: Principal,
@@ -65,7 +121,19 @@ pub async fn post_photo(
     Ok(HttpResponse::Created().json(style))
 }
 
-/// `GET /v1/influencers/{id}/style`: code, photo count, Gram summary, model version.
+/// An influencer's style: mean code, photo count, Gram summary, encoder version.
+#[utoipa::path(get, path = "/v1/influencers/{influencer}/style", tag = "styles",
+    security(("api_key" = [])),
+    params(("influencer" = String, Path, description = "The platform's influencer id.", example = "noir_nadia")),
+    responses(
+        (status = 200, description = "The style.", body = StoredStyle),
+        (status = 400, description = "Invalid id.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
+        (status = 404, description = "No style (no photos yet) or no such influencer.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
 pub async fn get_style(
     state: web::Data<AppState>,
     principal: Principal,

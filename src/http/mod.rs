@@ -2,10 +2,12 @@
 
 pub mod auth;
 pub mod body;
+pub mod demo_page;
 pub mod events;
 pub mod feed;
 pub mod generate;
 pub mod influencers;
+pub mod openapi;
 pub mod ops;
 pub mod people;
 pub mod telemetry;
@@ -28,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|err, _| AppError::bad_request("invalid_path", err.to_string()).into()),
     )
+    .route("/", web::get().to(demo_page::index))
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
@@ -55,7 +58,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/users/{user}/photo", web::delete().to(feed::delete_photo))
     .route("/v1/users/{user}/feed", web::get().to(feed::get_feed))
     .route("/v1/images/{id}", web::get().to(feed::get_image))
-    .route("/v1/generate", web::post().to(generate::post_generate));
+    .route("/v1/generate", web::post().to(generate::post_generate))
+    .route("/docs", web::get().to(docs_redirect))
+    // Swagger UI at /docs (assets vendored into the binary); it also serves /openapi.json.
+    .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()));
+}
+
+/// `/docs` → `/docs/` (Swagger UI resolves its assets relative to the trailing slash).
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
 }
 
 pub async fn no_route() -> Result<HttpResponse, AppError> {

@@ -10,12 +10,23 @@ use crate::onnx_runtime::{self, RuntimeStatus};
 use crate::startup::AppState;
 use crate::store;
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+/// The body of `/healthz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
-#[derive(Serialize)]
-struct Readiness {
+/// Liveness: the process answers HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "The process is alive.", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// What `/readyz` found.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
     ready: bool,
     database: DatabaseStatus,
     cache: CacheKind,
@@ -23,15 +34,20 @@ struct Readiness {
     models: crate::generate::models::ModelStatus,
 }
 
-#[derive(Serialize)]
-struct DatabaseStatus {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DatabaseStatus {
     reachable: bool,
     migrations_applied: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-/// 200 when Postgres answers and the schema is current; the body says what is live.
+/// Readiness: 200 when Postgres answers and the schema is current; the body says what is
+/// live (cache kind, ONNX Runtime with the fix when missing, models and their provider).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready.", body = Readiness),
+    (status = 503, description = "Not ready: Postgres unreachable or migrations missing.", body = Readiness,
+        headers(("Retry-After" = u64, description = "Seconds to wait.")))))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = database_status(&state).await;
     let readiness = Readiness {
@@ -71,6 +87,11 @@ async fn database_status(state: &AppState) -> DatabaseStatus {
     }
 }
 
+/// Prometheus metrics: requests by route/method/status, latency histograms, event outcomes.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text exposition format.", body = String,
+        content_type = "text/plain; version=0.0.4"),
+    (status = 503, description = "The metrics recorder could not be installed.", body = crate::error::ErrorBody)))]
 pub async fn metrics() -> HttpResponse {
     match crate::telemetry::prometheus() {
         Some(handle) => HttpResponse::Ok()

@@ -1,16 +1,21 @@
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::{InfluencerRef, UserRef};
+use crate::interest::blend::Blend;
 use crate::keys::Scope;
+use crate::recommend::Recommendations;
 use crate::startup::AppState;
-use crate::store::people;
+use crate::store::people::{self, InfluencerSummary, UserSummary};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TopQuery {
     /// How many top affinities to list (1–100, default 10).
+    #[param(minimum = 1, maximum = 100)]
     top: Option<i64>,
 }
 
@@ -30,7 +35,19 @@ fn invalid_id(err: crate::ingest::event::IdError) -> AppError {
     AppError::bad_request("invalid_id", err.to_string())
 }
 
-/// `GET /v1/users/{user}`: counts and top influencers by affinity.
+/// A user: event counts by kind, follows, likes and top influencers by decayed affinity.
+#[utoipa::path(get, path = "/v1/users/{user}", tag = "people",
+    security(("api_key" = [])),
+    params(("user" = String, Path, description = "The platform's user id.", example = "ana"), TopQuery),
+    responses(
+        (status = 200, description = "The user's summary.", body = UserSummary),
+        (status = 400, description = "Invalid id or query.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
+        (status = 404, description = "No such user.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
 pub async fn get_user(
     state: web::Data<AppState>,
     principal: Principal,
@@ -45,7 +62,19 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(summary))
 }
 
-/// `GET /v1/influencers/{influencer}`: counts, followers and top fans by affinity.
+/// An influencer: event counts, followers, likes and top fans by decayed affinity.
+#[utoipa::path(get, path = "/v1/influencers/{influencer}", tag = "people",
+    security(("api_key" = [])),
+    params(("influencer" = String, Path, description = "The platform's influencer id.", example = "noir_nadia"), TopQuery),
+    responses(
+        (status = 200, description = "The influencer's summary.", body = InfluencerSummary),
+        (status = 400, description = "Invalid id or query.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
+        (status = 404, description = "No such influencer.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
 pub async fn get_influencer(
     state: web::Data<AppState>,
     principal: Principal,
@@ -60,13 +89,27 @@ pub async fn get_influencer(
     Ok(HttpResponse::Ok().json(summary))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KQuery {
     /// How many to return (1–100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     k: Option<usize>,
 }
 
-/// `GET /v1/users/{user}/recommendations?k=20`: influencers to follow next.
+/// Influencers to follow next: ALS scores with the user folded in from current affinity,
+/// excluding followed influencers; decayed popularity without a model (and says so).
+#[utoipa::path(get, path = "/v1/users/{user}/recommendations", tag = "people",
+    security(("api_key" = [])),
+    params(("user" = String, Path, description = "The platform's user id.", example = "ana"), KQuery),
+    responses(
+        (status = 200, description = "Ranked influencers.", body = Recommendations),
+        (status = 400, description = "Invalid id or query.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
 pub async fn get_recommendations(
     state: web::Data<AppState>,
     principal: Principal,
@@ -87,13 +130,36 @@ pub async fn get_recommendations(
     Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, k).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InterestsQuery {
     /// How many influencers in the blend (1–20, default from settings).
+    #[param(minimum = 1, maximum = 20)]
     k: Option<usize>,
 }
 
-/// `GET /v1/users/{user}/interests?k=5`: the style blend generation uses for this user.
+/// A user's interest blend.
+#[derive(Serialize, ToSchema)]
+pub struct Interests {
+    #[schema(value_type = String)]
+    user: UserRef,
+    blend: Blend,
+}
+
+/// The style blend generation uses for this user: a softmax over the user's ALS scores
+/// (affinity before the first model build, popularity without engagement) for influencers
+/// that have a usable style.
+#[utoipa::path(get, path = "/v1/users/{user}/interests", tag = "people",
+    security(("api_key" = [])),
+    params(("user" = String, Path, description = "The platform's user id.", example = "ana"), InterestsQuery),
+    responses(
+        (status = 200, description = "The blend; weights sum to 1.", body = Interests),
+        (status = 400, description = "Invalid id or query.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres or the models are unavailable.", body = ErrorBody),
+    ))]
 pub async fn get_interests(
     state: web::Data<AppState>,
     principal: Principal,
@@ -126,5 +192,5 @@ pub async fn get_interests(
         state.generate.interests_temperature,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user, "blend": blend })))
+    Ok(HttpResponse::Ok().json(Interests { user, blend }))
 }

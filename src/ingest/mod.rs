@@ -27,7 +27,7 @@ use crate::store::people_ids::{People, PeopleIds};
 use state::{BatchEffects, ResolvedEvent};
 
 /// The answer to one batch.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IngestReport {
     pub accepted: usize,
     pub duplicates: usize,

@@ -37,7 +37,7 @@ impl BatchFormat {
 }
 
 /// Why one item of a batch was not accepted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     /// Position in the JSON array, or among the non-blank lines of NDJSON (0-based).
     pub index: usize,

@@ -9,7 +9,7 @@ use crate::recommend::Recommender;
 use crate::store::vectors;
 
 /// Where a blend's weights came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlendSource {
     /// One influencer chosen by the caller.
@@ -33,7 +33,7 @@ impl BlendSource {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Weighted {
     pub influencer: String,
     pub weight: f64,
@@ -41,7 +41,7 @@ pub struct Weighted {
     pub score: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Blend {
     pub source: BlendSource,
     /// The embedding model version whose scores were used, if any.

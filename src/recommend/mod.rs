@@ -17,7 +17,7 @@ use crate::ingest::event::UserRef;
 use crate::interest::als::{self, AlsParams};
 use crate::store::vectors;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Scored by the ALS model.
@@ -26,13 +26,13 @@ pub enum Strategy {
     Popularity,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Scored {
     pub influencer: String,
     pub score: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommendations {
     pub user: String,
     pub strategy: Strategy,

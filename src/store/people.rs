@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::interest::AffinityModel;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Affine {
     /// The other side's external id.
     pub id: String,
@@ -17,7 +17,7 @@ pub struct Affine {
     pub affinity: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserSummary {
     pub user: String,
     pub first_seen: DateTime<Utc>,
@@ -29,7 +29,7 @@ pub struct UserSummary {
     pub top_influencers: Vec<Affine>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InfluencerSummary {
     pub influencer: String,
     pub display_name: Option<String>,

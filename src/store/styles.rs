@@ -111,13 +111,15 @@ pub async fn save_style(
     Ok(())
 }
 
-#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredStyle {
     pub influencer: String,
     pub display_name: Option<String>,
     pub consent: bool,
     pub style_code: Vec<f32>,
     pub photo_count: i32,
+    /// Per VGG19 layer (relu1_1…relu4_1), averaged over the photos.
+    #[schema(value_type = Vec<crate::style::gram::GramSummary>)]
     pub gram_summary: Value,
     pub model_version: String,
     pub updated_at: chrono::DateTime<chrono::Utc>,

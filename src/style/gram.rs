@@ -56,7 +56,7 @@ pub fn mean(sets: &[Vec<Array2<f32>>]) -> Vec<Array2<f32>> {
 }
 
 /// A small readable summary of a style's Grams, per layer.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GramSummary {
     pub channels: usize,
     /// Mean of the diagonal: average channel energy.

@@ -35,3 +35,132 @@ async fn keys_create_prints_a_working_key_once_and_list_hides_it() {
         .expect("run");
     assert!(!bad.status.success());
 }
+
+fn stylecast(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_stylecast"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("STYLECAST__LOG__FILTER", "error")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run stylecast");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn seed_ingests_the_planned_events_once_and_a_rerun_is_all_duplicates() {
+    let app = spawn_app().await;
+    let args = [
+        "seed",
+        "--users",
+        "30",
+        "--influencers",
+        "5",
+        "--events",
+        "500",
+        "--batch",
+        "200",
+        "--seed",
+        "7",
+    ];
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &args);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("in 3 batches: 500 accepted, 0 duplicates, 0 rejected"),
+        "{stdout}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 500);
+    assert!(app.count("SELECT count(*) FROM users").await <= 30);
+    assert!(app.count("SELECT count(*) FROM influencers").await <= 5);
+
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &args);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("0 accepted, 500 duplicates"), "{stdout}");
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 500);
+
+    let (ok, _, stderr) = stylecast(&app.database_url, &["seed", "--users", "0"]);
+    assert!(!ok && stderr.contains("at least one user"), "{stderr}");
+}
+
+#[tokio::test]
+async fn demo_makes_the_page_alive_idempotently_and_eval_styles_scores_every_style() {
+    let app = spawn_app().await;
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &["demo"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("8 influencers (24 photos, 8 styles computed now), 12 demo users"),
+        "{stdout}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM influencer_styles").await, 8);
+    assert_eq!(app.count("SELECT count(*) FROM influencer_photos").await, 24);
+    let events = app.count("SELECT count(*) FROM engagement_events").await;
+    assert!(events > 100);
+
+    // The page's first calls: ana has an interest blend and ALS recommendations.
+    let (status, interests) = app.get_json("/v1/users/ana/interests").await;
+    assert_eq!(status, 200, "{interests}");
+    assert_eq!(interests["blend"]["source"], "interests");
+    let (status, recs) = app.get_json("/v1/users/ana/recommendations?k=3").await;
+    assert_eq!(status, 200, "{recs}");
+    assert_eq!(recs["strategy"], "als");
+    assert_eq!(recs["items"].as_array().map(Vec::len), Some(3));
+
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &["demo"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("0 styles computed now"), "{stdout}");
+    assert!(stdout.contains(" 0 events accepted"), "{stdout}");
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, events);
+    assert_eq!(app.count("SELECT count(*) FROM influencer_photos").await, 24);
+
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &["eval-styles"]);
+    assert!(ok, "{stderr}");
+    for id in [
+        "noir_nadia",
+        "golden_gabe",
+        "neon_nova",
+        "vintage_vera",
+        "pastel_pia",
+        "brick_bo",
+        "meadow_mo",
+        "ink_iris",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with(id)), "{id} missing:\n{stdout}");
+    }
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.starts_with("8 styles x 2 held-out photos"), "{summary}");
+    let mean: f64 = summary
+        .split("mean style ratio ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .expect("mean ratio in the summary");
+    // The generator must move held-out photos towards the styles on average.
+    assert!(mean > 0.0 && mean < 1.0, "mean style ratio {mean}");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = Command::new(env!("CARGO_BIN_EXE_stylecast"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "serve",
+        "migrate",
+        "generate",
+        "styles",
+        "embed",
+        "eval-recs",
+        "seed",
+        "demo",
+        "eval-styles",
+        "keys",
+    ] {
+        assert!(help.contains(command), "{command} missing from --help:\n{help}");
+    }
+}
