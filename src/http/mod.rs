@@ -7,6 +7,7 @@ pub mod generate;
 pub mod influencers;
 pub mod ops;
 pub mod people;
+pub mod provenance;
 pub mod telemetry;
 
 use actix_web::{web, HttpResponse};
@@ -50,7 +51,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/influencers/{influencer}/style",
         web::get().to(influencers::get_style),
     )
-    .route("/v1/generate", web::post().to(generate::post_generate));
+    .route("/v1/generate", web::post().to(generate::post_generate))
+    .route("/v1/provenance/verify", web::post().to(provenance::post_verify));
 }
 
 pub async fn no_route() -> Result<HttpResponse, AppError> {

@@ -92,7 +92,7 @@ async fn keys_are_stored_only_as_salted_hashes() {
 }
 
 /// Every authenticated route, with the one scope it needs.
-const ROUTES: [(&str, &str, Scope); 9] = [
+const ROUTES: [(&str, &str, Scope); 10] = [
     ("POST", "/v1/events", Scope::Ingest),
     ("GET", "/v1/users/u1", Scope::Read),
     ("GET", "/v1/users/u1/recommendations", Scope::Read),
@@ -102,6 +102,7 @@ const ROUTES: [(&str, &str, Scope); 9] = [
     ("PUT", "/v1/influencers/i1", Scope::Admin),
     ("POST", "/v1/influencers/i1/photos", Scope::Admin),
     ("POST", "/v1/generate", Scope::Generate),
+    ("POST", "/v1/provenance/verify", Scope::Read),
 ];
 
 #[tokio::test]

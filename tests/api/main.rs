@@ -10,4 +10,5 @@ mod helpers;
 mod models;
 mod ops;
 mod people;
+mod provenance;
 mod recommend;
