@@ -15,6 +15,7 @@ pub mod interest;
 pub mod keys;
 pub mod media;
 pub mod onnx_runtime;
+pub mod provenance;
 pub mod recommend;
 pub mod startup;
 pub mod store;

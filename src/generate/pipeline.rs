@@ -1,4 +1,4 @@
-//! decode → blend → style code → generator → encode → cache → provenance.
+//! decode → blend → style code → generator → watermark + XMP + encode → cache → record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::cache::Cache;
 use crate::error::AppError;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
 use crate::media::{self, MediaLimits, OutputFormat};
+use crate::provenance::{self, Mark};
 use crate::recommend::Recommender;
 use crate::store::styles::{self, GenerationRecord};
 use crate::style::extract::{from_tensor, photo_code, to_tensor};
@@ -154,11 +155,18 @@ impl Pipeline<'_> {
         let model_version = self.models.version();
         let input_sha256 = hex::encode(Sha256::digest(&request.photo));
         let key = cache_key(&input_sha256, &blend, &request, &model_version);
+        // Made before rendering: the image carries it. A cache hit returns bytes that carry
+        // the id of the generation that rendered them.
+        let id = Uuid::new_v4();
 
         let (image, cache_hit) = match self.cache.get(&key).await {
             Some(bytes) => (bytes, true),
             None => {
-                let bytes = self.render(&request, &blend, codes).await?;
+                let mark = Mark {
+                    generation_id: id,
+                    model_version: model_version.clone(),
+                };
+                let bytes = self.render(&request, &blend, codes, mark).await?;
                 self.cache
                     .set(&key, bytes.clone(), Duration::from_secs(self.settings.cache_ttl_secs))
                     .await;
@@ -167,7 +175,6 @@ impl Pipeline<'_> {
         };
         metrics::counter!("stylecast_generation_cache_total", "result" => if cache_hit { "hit" } else { "miss" })
             .increment(1);
-        let id = Uuid::new_v4();
         let output_sha256 = hex::encode(Sha256::digest(&image));
         let weights: serde_json::Value = blend
             .weights
@@ -288,6 +295,7 @@ impl Pipeline<'_> {
         request: &GenerateRequest,
         blend: &Blend,
         codes: &BTreeMap<String, Vec<f32>>,
+        mark: Mark,
     ) -> Result<Bytes, AppError> {
         let limits = self.limits;
         let (size, photo) = (request.size, request.photo.clone());
@@ -298,7 +306,7 @@ impl Pipeline<'_> {
         let s = request.strength;
         let content_tensor = to_tensor(&content);
         if s == 0.0 {
-            return encode(from_tensor(&content_tensor), request.format).await;
+            return encode(from_tensor(&content_tensor), request.format, mark).await;
         }
         let mut target = vec![0.0f32; self.models.style_dim];
         for w in &blend.weights {
@@ -323,15 +331,15 @@ impl Pipeline<'_> {
         } else {
             output[0].clone()
         };
-        encode(from_tensor(&mixed), request.format).await
+        encode(from_tensor(&mixed), request.format, mark).await
     }
 }
 
-async fn encode(image: RgbImage, format: OutputFormat) -> Result<Bytes, AppError> {
-    let bytes = tokio::task::spawn_blocking(move || media::encode(&image, format))
+async fn encode(image: RgbImage, format: OutputFormat, mark: Mark) -> Result<Bytes, AppError> {
+    let bytes = tokio::task::spawn_blocking(move || provenance::encode_marked(&image, format, &mark))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("encoding the image: {e}")))?;
+        .map_err(|e| AppError::Internal(format!("making the output file: {e}")))?;
     Ok(Bytes::from(bytes))
 }
 

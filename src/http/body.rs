@@ -66,13 +66,23 @@ pub fn is_multipart(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
-/// An uploaded image: the raw body, or the multipart field `photo`.
-pub async fn read_image_upload(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<Bytes, AppError> {
+/// An uploaded image: the raw body, or the multipart field `field` (`photo`, `image`).
+pub async fn read_image_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    field: &'static str,
+) -> Result<Bytes, AppError> {
     if is_multipart(req) {
         let mut parts = read_multipart(req, payload, limit + 64 * 1024).await?;
-        parts
-            .remove("photo")
-            .ok_or_else(|| AppError::bad_request("missing_photo", "multipart field `photo` is required"))
+        parts.remove(field).ok_or_else(|| {
+            let code = if field == "photo" {
+                "missing_photo"
+            } else {
+                "missing_image"
+            };
+            AppError::bad_request(code, format!("multipart field `{field}` is required"))
+        })
     } else {
         read_limited(req, payload, limit).await
     }

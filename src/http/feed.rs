@@ -45,7 +45,7 @@ pub async fn put_photo(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Generate)?;
     let user = user_ref(path)?;
-    let upload = read_image_upload(&req, payload, state.media.max_bytes).await?;
+    let upload = read_image_upload(&req, payload, state.media.max_bytes, "photo").await?;
     let stored = photos::put(&state, &user, upload).await?;
     Ok(if stored.replaced {
         HttpResponse::Ok().json(stored)

@@ -116,7 +116,7 @@ pub async fn post_photo(
     principal.require(Scope::Admin)?;
     let influencer = influencer_ref(path)?;
     let models = state.models()?;
-    let photo = read_image_upload(&req, payload, state.media.max_bytes).await?;
+    let photo = read_image_upload(&req, payload, state.media.max_bytes, "photo").await?;
     let style = service::add_photo(&state.pool, models, state.media, influencer.as_str(), photo).await?;
     Ok(HttpResponse::Created().json(style))
 }

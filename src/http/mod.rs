@@ -10,6 +10,7 @@ pub mod influencers;
 pub mod openapi;
 pub mod ops;
 pub mod people;
+pub mod provenance;
 pub mod telemetry;
 
 use actix_web::{web, HttpResponse};
@@ -59,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/users/{user}/feed", web::get().to(feed::get_feed))
     .route("/v1/images/{id}", web::get().to(feed::get_image))
     .route("/v1/generate", web::post().to(generate::post_generate))
+    .route("/v1/provenance/verify", web::post().to(provenance::post_verify))
     .route("/docs", web::get().to(docs_redirect))
     // Swagger UI at /docs (assets vendored into the binary); it also serves /openapi.json.
     .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()));

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{demo_page, events, feed, generate, influencers, ops, people};
+use super::{demo_page, events, feed, generate, influencers, ops, people, provenance};
 
 /// The name of the security scheme every `/v1` path requires.
 pub const API_KEY: &str = "api_key";
@@ -40,6 +40,7 @@ pub const API_KEY: &str = "api_key";
         feed::delete_photo,
         feed::get_feed,
         feed::get_image,
+        provenance::post_verify,
     ),
     modifiers(&BearerKey),
     tags(
@@ -48,6 +49,7 @@ pub const API_KEY: &str = "api_key";
         (name = "people", description = "Users, influencers, interests and recommendations (scope `read`)."),
         (name = "styles", description = "Influencer profiles and reference photos (scope `admin` to write)."),
         (name = "generate", description = "Personalized restyling (scope `generate`)."),
+        (name = "provenance", description = "Which generation made an image, from its invisible watermark (scope `read`)."),
         (name = "feeds", description = "Stored user photos (scope `generate`), feeds (scope `read`) and their images (public by content hash)."),
     )
 )]

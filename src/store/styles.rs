@@ -221,3 +221,34 @@ pub async fn photo_styles(
     .fetch_all(pool)
     .await
 }
+
+/// A generation as recorded, for provenance look-ups.
+#[derive(Debug, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct StoredGeneration {
+    pub id: Uuid,
+    pub user_external_id: String,
+    pub blend: Value,
+    pub blend_source: String,
+    pub strength: f32,
+    pub size: i32,
+    pub format: String,
+    pub model_version: String,
+    pub provider: String,
+    pub input_sha256: String,
+    pub output_sha256: String,
+    pub latency_ms: f64,
+    pub cache_hit: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[tracing::instrument(skip(pool))]
+pub async fn generation(pool: &PgPool, id: Uuid) -> Result<Option<StoredGeneration>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, user_external_id, blend, blend_source, strength, size, format, model_version, provider,
+             input_sha256, output_sha256, latency_ms, cache_hit, created_at
+         FROM generations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}

@@ -93,7 +93,7 @@ async fn keys_are_stored_only_as_salted_hashes() {
 
 /// Every authenticated route, with the one scope it needs.
 /// (`GET /v1/images/{id}` is public by design: its id is the SHA-256 of the image.)
-const ROUTES: [(&str, &str, Scope); 12] = [
+const ROUTES: [(&str, &str, Scope); 13] = [
     ("POST", "/v1/events", Scope::Ingest),
     ("GET", "/v1/users/u1", Scope::Read),
     ("GET", "/v1/users/u1/recommendations", Scope::Read),
@@ -106,6 +106,7 @@ const ROUTES: [(&str, &str, Scope); 12] = [
     ("PUT", "/v1/users/u1/photo", Scope::Generate),
     ("DELETE", "/v1/users/u1/photo", Scope::Generate),
     ("GET", "/v1/users/u1/feed", Scope::Read),
+    ("POST", "/v1/provenance/verify", Scope::Read),
 ];
 
 #[tokio::test]

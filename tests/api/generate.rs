@@ -41,7 +41,7 @@ pub async fn add_influencer(app: &TestApp, id: &str) {
     }
 }
 
-async fn generate(app: &TestApp, fields: &[(&str, &str)], photo: Vec<u8>) -> reqwest::Response {
+pub async fn generate(app: &TestApp, fields: &[(&str, &str)], photo: Vec<u8>) -> reqwest::Response {
     let mut form = Form::new().part("photo", Part::bytes(photo).file_name("photo.png"));
     for (name, value) in fields {
         form = form.text(name.to_string(), value.to_string());
@@ -120,8 +120,10 @@ async fn generation_returns_a_sized_image_deterministically_with_provenance() {
     );
 }
 
+/// Strength 0 returns the photo itself, plus the watermark every output carries.
 #[tokio::test]
 async fn strength_zero_returns_the_input_photo() {
+    use stylecast::provenance::{robustness, watermark};
     let app = spawn_app().await;
     add_influencer(&app, "neon_nova").await;
     let response = generate(
@@ -136,6 +138,10 @@ async fn strength_zero_returns_the_input_photo() {
     )
     .await;
     assert_eq!(response.status().as_u16(), 200);
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     let output =
         media::decode(&response.bytes().await.expect("body"), &media::MediaLimits::default()).expect("decodes");
     let input = media::fit(
@@ -143,12 +149,13 @@ async fn strength_zero_returns_the_input_photo() {
         96,
         8,
     );
-    let worst = output
-        .pixels()
-        .zip(input.pixels())
-        .flat_map(|(a, b)| (0..3).map(move |c| (i16::from(a[c]) - i16::from(b[c])).abs()))
-        .max();
-    assert!(worst.is_some_and(|w| w <= 1), "max channel difference {worst:?}");
+    assert_eq!(output.dimensions(), input.dimensions());
+    let psnr = robustness::psnr(&output, &input);
+    assert!(psnr >= 35.0, "PSNR {psnr:.2} dB");
+    let read_back = watermark::detect(&output)
+        .expect("large enough")
+        .map(|d| d.id.to_string());
+    assert_eq!(read_back, Some(id));
 }
 
 #[tokio::test]

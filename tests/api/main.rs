@@ -11,4 +11,5 @@ mod helpers;
 mod models;
 mod ops;
 mod people;
+mod provenance;
 mod recommend;
