@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{days_ago, event, spawn_app};
 
-const VIEWS: [&str; 7] = [
+const VIEWS: [&str; 9] = [
     "analytics_daily_engagement",
     "analytics_follower_growth",
     "analytics_user_top_influencers",
@@ -13,6 +13,8 @@ const VIEWS: [&str; 7] = [
     "analytics_generations_daily",
     "analytics_generations",
     "analytics_engagement_events",
+    "analytics_image_store",
+    "analytics_feed_image_engagement",
 ];
 
 #[tokio::test]
