@@ -81,18 +81,38 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            // A pool that cannot hand out a connection in time, or a connection that broke:
-            // Postgres is down or saturated, which the client should retry.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable {
-                    what: "database",
-                    retry_after_secs: 2,
-                }
+        if database_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable {
+                what: "database",
+                retry_after_secs: 2,
             }
-            _ => Self::Database(err),
+        } else {
+            Self::Database(err)
         }
+    }
+}
+
+/// Whether Postgres is down, restarting or saturated — a condition the client should retry —
+/// rather than a fault of the query.
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        // No pooled connection within the acquire timeout, a socket that broke, a pool
+        // being closed, or the driver's worker gone.
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        // A server that shuts down or restarts terminates its sessions with these codes
+        // (a query in flight at that moment gets one of them rather than an I/O error).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") // connection_exception
+                || matches!(
+                    code.as_ref(),
+                    "57P01" // admin_shutdown
+                        | "57P02" // crash_shutdown
+                        | "57P03" // cannot_connect_now
+                        | "53300" // too_many_connections
+                )
+        }),
+        _ => false,
     }
 }
 

@@ -10,10 +10,17 @@ use crate::config::LogSettings;
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init_tracing(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    // stderr: stdout carries the CLI's output (`keys create` prints the new key there), so
+    // `KEY=$(stylecast keys create ...)` must not capture log lines.
     let result = if settings.format == "json" {
-        fmt().json().with_env_filter(filter).with_current_span(false).try_init()
+        fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .try_init()
     } else {
-        fmt().with_env_filter(filter).try_init()
+        fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init()
     };
     // Err means a subscriber is already installed (several apps in one test process).
     drop(result);

@@ -63,6 +63,17 @@ pub async fn put_influencer(
             "display_name is longer than 200 characters",
         ));
     }
+    // Postgres text cannot hold NUL, and no name needs control characters.
+    if body
+        .display_name
+        .as_ref()
+        .is_some_and(|n| n.chars().any(char::is_control))
+    {
+        return Err(AppError::bad_request(
+            "invalid_display_name",
+            "display_name contains control characters",
+        ));
+    }
     styles::upsert_influencer(
         &state.pool,
         influencer.as_str(),

@@ -41,14 +41,28 @@ pub fn from_tensor(tensor: &ArrayD<f32>) -> RgbImage {
     })
 }
 
-pub async fn photo_style(models: &Models, image: &RgbImage) -> Result<PhotoStyle, EngineError> {
-    let tensor = to_tensor(&media::square(image, STYLE_SIDE));
+/// Takes the image by value: resizing a full-size upload and the Gram matrices (about a
+/// GFLOP over relu1_1..relu4_1) run on the blocking pool, since on an async worker they
+/// would stall every other request that worker serves.
+pub async fn photo_style(models: &Models, image: RgbImage) -> Result<PhotoStyle, EngineError> {
+    let tensor = off_worker(move || to_tensor(&media::square(&image, STYLE_SIDE))).await?;
     let code = models.encoder.run(vec![tensor.clone()]).await?;
     let layers = models.vgg.run(vec![tensor]).await?;
-    let views: Vec<_> = layers.iter().map(|l| l.view()).collect();
+    let grams = off_worker(move || {
+        let views: Vec<_> = layers.iter().map(|l| l.view()).collect();
+        gram::grams_of(&views, 0)
+    })
+    .await?;
     Ok(PhotoStyle {
         code: code[0].iter().copied().collect(),
-        grams: gram::grams_of(&views, 0),
+        grams,
+    })
+}
+
+async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| EngineError::Run {
+        model: "style features".into(),
+        message: err.to_string(),
     })
 }
 

@@ -45,15 +45,16 @@ pub async fn add_photo(
         .await?
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
     let image = decode(upload.clone(), limits).await?;
-    let style = photo_style(models, &image).await?;
+    let (width, height) = image.dimensions();
+    let style = photo_style(models, image).await?;
     let sha256 = hex::encode(Sha256::digest(&upload));
     styles::insert_photo(
         pool,
         &NewPhoto {
             influencer_id,
             sha256: &sha256,
-            width: image.width() as i32,
-            height: image.height() as i32,
+            width: width as i32,
+            height: height as i32,
             image: &upload,
             style_code: &style.code,
             gram_summary: &summary_json(&style.grams),
@@ -121,7 +122,7 @@ async fn stored_photo_style(models: &Models, bytes: Vec<u8>) -> Result<super::ex
         ..MediaLimits::default()
     };
     let image = decode(bytes.into(), limits).await?;
-    Ok(photo_style(models, &image).await?)
+    Ok(photo_style(models, image).await?)
 }
 
 /// Recomputes every photo's features with the current models, then the influencer's style.

@@ -272,7 +272,7 @@ async fn outputs_move_toward_the_chosen_style_and_a_blend_lands_between() {
         let models = models.clone();
         async move {
             let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
-            extract::photo_style(&models, &image).await.expect("features").grams
+            extract::photo_style(&models, image).await.expect("features").grams
         }
     };
     let noir = service::influencer_grams(&app.pool, &models, "noir_nadia")
@@ -320,4 +320,24 @@ async fn outputs_move_toward_the_chosen_style_and_a_blend_lands_between() {
         d(mixed, &noir) < d(to_neon, &noir) && d(mixed, &neon) < d(to_noir, &neon),
         "the blend lands between"
     );
+}
+
+#[tokio::test]
+async fn a_display_name_postgres_cannot_store_is_refused_with_a_code() {
+    let app = spawn_app().await;
+    for name in ["a\u{0}b", "bell\u{7}"] {
+        let response = app
+            .client
+            .put(app.url("/v1/influencers/nova"))
+            .bearer_auth(&app.admin_key)
+            .json(&json!({"display_name": name, "consent": true}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(response.status().as_u16(), 400, "{name:?}");
+        assert_eq!(
+            response.json::<Value>().await.expect("json")["code"],
+            "invalid_display_name"
+        );
+    }
 }

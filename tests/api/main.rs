@@ -4,6 +4,7 @@ mod analyst;
 mod auth;
 mod cache;
 mod cli;
+mod consent;
 mod events;
 mod feed;
 mod generate;
