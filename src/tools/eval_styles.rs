@@ -96,7 +96,7 @@ pub async fn evaluate(
     // The inputs' Grams do not depend on the style: computed once.
     let mut inputs = Vec::new();
     for (_, photo) in photos {
-        inputs.push(photo_style(models, photo).await.map_err(StyleError::from)?.grams);
+        inputs.push(photo_style(models, photo.clone()).await.map_err(StyleError::from)?.grams);
     }
     let total = usable.len() * photos.len();
     let mut scores = Vec::new();
@@ -110,7 +110,7 @@ pub async fn evaluate(
         };
         for ((_, photo), input_grams) in photos.iter().zip(&inputs) {
             let output = restyle(models, photo, &style.style_code, &style.influencer).await?;
-            let output_grams = photo_style(models, &output).await.map_err(StyleError::from)?.grams;
+            let output_grams = photo_style(models, output).await.map_err(StyleError::from)?.grams;
             let d_in = f64::from(gram::distance(input_grams, &target));
             let d_out = f64::from(gram::distance(&output_grams, &target));
             score.input_distance += d_in / photos.len() as f64;
