@@ -96,7 +96,12 @@ pub async fn evaluate(
     // The inputs' Grams do not depend on the style: computed once.
     let mut inputs = Vec::new();
     for (_, photo) in photos {
-        inputs.push(photo_style(models, photo.clone()).await.map_err(StyleError::from)?.grams);
+        inputs.push(
+            photo_style(models, photo.clone())
+                .await
+                .map_err(StyleError::from)?
+                .grams,
+        );
     }
     let total = usable.len() * photos.len();
     let mut scores = Vec::new();
