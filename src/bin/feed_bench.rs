@@ -62,20 +62,37 @@ async fn main() -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&app.database_url).await?;
     let base = image::open(&args.photo).context("content photo")?.to_rgb8();
 
-    println!("| worker processes | sessions each | users | images | seconds | images/s |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| worker processes | sessions each | users | images | worker start-up s | rendering s | images/s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut ready_users = Vec::new();
+    let mut consumers = 0;
     for &workers in &args.workers {
         let users: Vec<String> = (0..args.users).map(|n| format!("w{workers}-u{n}")).collect();
         for (n, user) in users.iter().enumerate() {
-            seed_user(&app, user, n, &distinct_photo(&base, n)?).await?;
+            // Photos differ across runs too: a cached render would not measure the workers.
+            seed_user(&app, user, n, &distinct_photo(&base, workers * 1000 + n)?).await?;
         }
-        // Each PUT queued a refresh; nothing renders until the workers start.
+        // Each PUT queued a refresh; nothing renders until the workers start. The clock
+        // starts once every worker has loaded its models and joined the consumer group.
         let sessions = (2 / workers).max(1);
-        let started = Instant::now();
+        let concurrency = sessions * 2;
+        let spawned = Instant::now();
         let mut children: Vec<Child> = (0..workers)
-            .map(|w| spawn_worker(&app, &args.redis, &prefix, sessions, &format!("bench-{workers}-{w}")))
+            .map(|w| {
+                spawn_worker(
+                    &app,
+                    &args.redis,
+                    &prefix,
+                    sessions,
+                    concurrency,
+                    &format!("bench-{workers}-{w}"),
+                )
+            })
             .collect::<anyhow::Result<_>>()?;
+        consumers += workers * concurrency;
+        wait_for_consumers(&args.redis, &prefix, consumers).await?;
+        let started = Instant::now();
+        let startup = (started - spawned).as_secs_f64();
         let images = wait_until_rendered(&pool, &users).await?;
         let seconds = started.elapsed().as_secs_f64();
         for child in &mut children {
@@ -83,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = child.wait();
         }
         println!(
-            "| {workers} | {sessions} | {} | {images} | {seconds:.1} | {:.2} |",
+            "| {workers} | {sessions} | {} | {images} | {startup:.1} | {seconds:.2} | {:.2} |",
             users.len(),
             images as f64 / seconds
         );
@@ -188,10 +205,17 @@ async fn seed_user(app: &BenchApp, user: &str, n: usize, photo: &[u8]) -> anyhow
     Ok(())
 }
 
-fn spawn_worker(app: &BenchApp, redis: &str, prefix: &str, sessions: usize, name: &str) -> anyhow::Result<Child> {
+fn spawn_worker(
+    app: &BenchApp,
+    redis: &str,
+    prefix: &str,
+    sessions: usize,
+    concurrency: usize,
+    name: &str,
+) -> anyhow::Result<Child> {
     let bin = std::env::current_exe()?.with_file_name("stylecast");
     Command::new(&bin)
-        .args(["worker", "--concurrency", &(sessions * 2).to_string(), "--name", name])
+        .args(["worker", "--concurrency", &concurrency.to_string(), "--name", name])
         .env("DATABASE_URL", &app.database_url)
         .env("REDIS_URL", redis)
         .env("STYLECAST__REDIS__KEY_PREFIX", prefix)
@@ -200,6 +224,27 @@ fn spawn_worker(app: &BenchApp, redis: &str, prefix: &str, sessions: usize, name
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {}; build it with cargo build --release --bins", bin.display()))
+}
+
+/// Waits until this many consumers (worker job loops) have joined the group.
+async fn wait_for_consumers(redis: &str, prefix: &str, expected: usize) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(format!("{prefix}feed:jobs"))
+            .arg("feed-workers")
+            .query_async(&mut conn)
+            .await?;
+        // Consumers of earlier runs stay registered: `expected` counts them too.
+        if consumers.len() >= expected {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "workers did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits until every slot of these users' first pages has its image; returns how many.

@@ -120,6 +120,15 @@ pub struct FeedItemRow {
     pub image_id: Option<String>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl FeedItemRow {
+    /// Whether planning `spec` for this row changes it or queues a job.
+    fn needs_plan(&self, spec: &str, requeue_after_secs: f64, max_attempts: i32) -> bool {
+        let stale = (Utc::now() - self.requested_at).num_milliseconds() as f64 > requeue_after_secs * 1000.0;
+        self.spec != spec || (self.image_id.is_none() && self.attempts < max_attempts && stale)
+    }
 }
 
 /// Records the wanted spec of each slot. A slot whose spec changed loses its image; returns
@@ -133,10 +142,48 @@ pub async fn plan_items(
     max_attempts: i32,
 ) -> Result<(Vec<FeedItemRow>, Vec<String>), sqlx::Error> {
     let slots: Vec<&str> = items.iter().map(|i| i.slot.as_str()).collect();
+    let rows = feed_rows(pool, user_id, &slots).await?;
+    // The common read (every slot planned, nothing stale) writes nothing: no row locks,
+    // no commit to wait for.
+    let changed: Vec<&DesiredItem> = items
+        .iter()
+        .filter(|item| match rows.iter().find(|r| r.slot == item.slot) {
+            Some(row) => row.needs_plan(&item.spec, requeue_after_secs, max_attempts),
+            None => true,
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok((rows, Vec::new()));
+    }
+    let queued = upsert_specs(pool, user_id, &changed, requeue_after_secs, max_attempts).await?;
+    Ok((feed_rows(pool, user_id, &slots).await?, queued))
+}
+
+async fn feed_rows(pool: &PgPool, user_id: i64, slots: &[&str]) -> Result<Vec<FeedItemRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT slot, spec, image_id, attempts, last_error, requested_at FROM feed_items
+         WHERE user_id = $1 AND slot = ANY($2)",
+    )
+    .bind(user_id)
+    .bind(slots)
+    .fetch_all(pool)
+    .await
+}
+
+/// New or changed specs clear the slot's image; pending slots past `requeue_after_secs` are
+/// queued again. Re-checked in SQL, so concurrent reads queue each change once.
+async fn upsert_specs(
+    pool: &PgPool,
+    user_id: i64,
+    items: &[&DesiredItem],
+    requeue_after_secs: f64,
+    max_attempts: i32,
+) -> Result<Vec<String>, sqlx::Error> {
+    let slots: Vec<&str> = items.iter().map(|i| i.slot.as_str()).collect();
     let influencers: Vec<Option<&str>> = items.iter().map(|i| i.influencer.as_deref()).collect();
     let blends: Vec<&Value> = items.iter().map(|i| &i.blend).collect();
     let specs: Vec<&str> = items.iter().map(|i| i.spec.as_str()).collect();
-    let queued: Vec<String> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO feed_items AS f (user_id, slot, influencer_id, blend, spec)
          SELECT $1, t.slot, (SELECT id FROM influencers WHERE external_id = t.influencer), t.blend, t.spec
          FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::text[]) AS t(slot, influencer, blend, spec)
@@ -157,15 +204,7 @@ pub async fn plan_items(
     .bind(requeue_after_secs)
     .bind(max_attempts)
     .fetch_all(pool)
-    .await?;
-    let rows = sqlx::query_as(
-        "SELECT slot, spec, image_id, attempts, last_error FROM feed_items WHERE user_id = $1 AND slot = ANY($2)",
-    )
-    .bind(user_id)
-    .bind(&slots)
-    .fetch_all(pool)
-    .await?;
-    Ok((rows, queued))
+    .await
 }
 
 /// The slot a render job targets, when it still wants that spec and has no image.
