@@ -269,4 +269,72 @@ mod tests {
             );
         }
     }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("tests/fixtures/media/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn is_near(pixel: image::Rgb<u8>, rgb: [u8; 3]) -> bool {
+        pixel.0.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 40)
+    }
+
+    #[test]
+    fn a_cmyk_jpeg_decodes_to_the_right_colours() {
+        // Made by Pillow: left half CMYK (0, 255, 255, 0) = red, right half (255, 255, 0, 0) = blue.
+        let image = decode(&fixture("cmyk.jpg"), &MediaLimits::default()).expect("decodes");
+        assert_eq!(image.dimensions(), (48, 32));
+        assert!(
+            is_near(*image.get_pixel(6, 16), [255, 0, 0]),
+            "{:?}",
+            image.get_pixel(6, 16)
+        );
+        assert!(
+            is_near(*image.get_pixel(42, 16), [0, 0, 255]),
+            "{:?}",
+            image.get_pixel(42, 16)
+        );
+    }
+
+    #[test]
+    fn a_16_bit_png_is_scaled_to_8_bits() {
+        let wide: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+            image::ImageBuffer::from_pixel(30, 20, image::Rgb([65535, 0, 32896]));
+        let mut png = Cursor::new(Vec::new());
+        wide.write_to(&mut png, ImageFormat::Png).expect("encode 16-bit");
+        let image = decode(png.get_ref(), &MediaLimits::default()).expect("decodes");
+        assert_eq!(image.dimensions(), (30, 20));
+        assert_eq!(image.get_pixel(3, 3).0, [255, 0, 128]);
+    }
+
+    #[test]
+    fn animated_png_and_webp_decode_their_first_frame() {
+        // Two frames made by Pillow: green, then magenta.
+        for name in ["animated.png", "animated.webp"] {
+            let image = decode(&fixture(name), &MediaLimits::default()).expect(name);
+            assert_eq!(image.dimensions(), (40, 30), "{name}");
+            assert!(
+                is_near(*image.get_pixel(20, 15), [0, 200, 0]),
+                "{name}: {:?}",
+                image.get_pixel(20, 15)
+            );
+        }
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // Stored 40x20 with a red top band and EXIF orientation 6 (rotate 90° clockwise):
+        // upright it is 20x40 with the band on the right.
+        let image = decode(&fixture("exif_orientation_6.jpg"), &MediaLimits::default()).expect("decodes");
+        assert_eq!(image.dimensions(), (20, 40));
+        assert!(
+            is_near(*image.get_pixel(18, 20), [255, 0, 0]),
+            "{:?}",
+            image.get_pixel(18, 20)
+        );
+        assert!(
+            is_near(*image.get_pixel(2, 20), [0, 0, 255]),
+            "{:?}",
+            image.get_pixel(2, 20)
+        );
+    }
 }

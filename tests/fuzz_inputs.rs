@@ -99,4 +99,22 @@ proptest! {
             prop_assert!(decoded.width() > 0 && decoded.height() > 0);
         }
     }
+
+    #[test]
+    fn corrupted_unusual_images_are_refused_or_decoded_never_panic(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+        cut in any::<prop::sample::Index>(),
+        name in prop::sample::select(vec!["cmyk.jpg", "exif_orientation_6.jpg", "animated.png", "animated.webp"]),
+    ) {
+        // CMYK JPEG, EXIF-rotated JPEG, animated PNG and WebP (tests/fixtures/media, made by Pillow).
+        let mut bytes = std::fs::read(format!("tests/fixtures/media/{name}")).expect("fixture");
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        bytes.truncate(cut.index(bytes.len()) + 1);
+        if let Ok(decoded) = media::decode(&bytes, &MediaLimits::default()) {
+            prop_assert!(decoded.width() > 0 && decoded.height() > 0);
+        }
+    }
 }
