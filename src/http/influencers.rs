@@ -46,6 +46,8 @@ pub struct SavedProfile {
         (status = 400, description = "Invalid id or body.", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
         (status = 403, description = "The key lacks the `admin` scope.", body = ErrorBody),
+        (status = 413, description = "The JSON body is over the size limit.", body = ErrorBody),
+        (status = 415, description = "The body is not application/json.", body = ErrorBody),
         (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
         (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
     ))]
