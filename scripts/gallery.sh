@@ -12,7 +12,7 @@ cd "$root"
 source scripts/services.sh
 prepare
 cargo build --quiet --bin stylecast
-export BIN="${BIN:-target/debug/stylecast}"
+export BIN="${BIN:-${CARGO_TARGET_DIR:-target}/debug/stylecast}"
 
 render() {
   local out=docs/gallery user=ana size=160

@@ -21,6 +21,6 @@ if [[ -z "${STYLECAST_ADMIN_KEY:-}" ]]; then
   echo "admin key for this run: ${STYLECAST_ADMIN_KEY}" >&2
 fi
 cargo build --release --bin stylecast
-target/release/stylecast demo
+"${CARGO_TARGET_DIR:-target}"/release/stylecast demo
 echo "demo page: http://127.0.0.1:8080/ (paste the admin key above); API reference: http://127.0.0.1:8080/docs/" >&2
-exec target/release/stylecast serve "$@"
+exec "${CARGO_TARGET_DIR:-target}"/release/stylecast serve "$@"

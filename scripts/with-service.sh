@@ -13,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 name="$1"
 shift
-bin="${BIN:-target/debug/stylecast}"
+bin="${BIN:-${CARGO_TARGET_DIR:-target}/debug/stylecast}"
 [[ -x "$bin" ]] || { echo "error: $bin is not built (cargo build --bin stylecast)" >&2; exit 1; }
 
 database="stylecast_it_${name//[^a-z0-9]/_}_$$"

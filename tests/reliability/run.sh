@@ -9,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
 cargo build --quiet --bin stylecast
-export STYLECAST_BIN="${STYLECAST_BIN:-$root/target/debug/stylecast}"
+export STYLECAST_BIN="${STYLECAST_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/stylecast}"
 
 python3 tests/reliability/pg_restart.py
 python3 tests/reliability/secrets_in_logs.py
