@@ -11,7 +11,7 @@ idempotency key. Afterwards:
   * follows, likes and affinity equal `rebuild_state_from_log()` (compared inside a
     transaction that is rolled back, so the checked state is the one the service left).
 
-    python3 tests/reliability/crash.py [--events 200000] [--min-kills 10] [--seed 7]
+    python3 tests/reliability/crash.py [--events 200000] [--min-kills 5] [--seed 7]
 
 Exits non-zero with the failed property on any violation.
 """
@@ -138,7 +138,7 @@ def client(port: int, key: str, work: queue.Queue, stats: Stats, stop: threading
 def killer(server: Server, rng: random.Random, stats: Stats, done: threading.Event, kills: list[float]) -> None:
     """Kills the server at random moments of its uptime and restarts it at once."""
     while not done.is_set():
-        if done.wait(rng.uniform(0.2, 1.5)):
+        if done.wait(rng.uniform(0.1, 0.6)):
             return
         with stats.lock:
             busy = stats.in_flight > 0
@@ -224,7 +224,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--min-kills", type=int, default=10)
+    parser.add_argument("--min-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
