@@ -42,7 +42,9 @@ def sha256(path: Path) -> str:
 def load_run(run: Path):
     import torch
     from models import Generator, StyleEncoder
-    ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)
+    # ckpt.pt (full training state) or model.pt (E + G + config only, e.g. from a GPU run)
+    path = run / "ckpt.pt" if (run / "ckpt.pt").exists() else run / "model.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = ck["config"]
     E = StyleEncoder()
     E.load_state_dict(ck["E"])

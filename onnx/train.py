@@ -46,12 +46,25 @@ STYLE_REF_SIZE = 256  # style references are resized to this before Gram targets
 
 
 # ------------------------------------------------------------------ data
+CONTENT_CACHE = fetch_assets.ASSETS / "content_train.npz"
+
+
 def load_content_images():
-    """Training content photos (never the held-out ones, see make_styles.py)."""
+    """Training content photos (never the held-out ones, see make_styles.py).
+
+    Cached as uint8 in onnx/assets/content_train.npz (lossless: skimage ships them as uint8), so a
+    machine without skimage's data files (a GPU box with no registry) trains on the same pixels."""
+    if CONTENT_CACHE.exists():
+        z = np.load(CONTENT_CACHE)
+        imgs = [z[f"img{i}"].astype(np.float32) / 255.0 for i in range(int(z["n"]))]
+        return imgs, z["faces"].astype(np.float32)
     from make_styles import LFW_TRAIN, TRAIN_CONTENT, skimage_rgb
     from skimage import data
     imgs = [skimage_rgb(n) for n in TRAIN_CONTENT]
     faces = data.lfw_subset()[list(LFW_TRAIN)].astype(np.float32)
+    arrays = {f"img{i}": np.round(im * 255.0).astype(np.uint8) for i, im in enumerate(imgs)}
+    CONTENT_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(CONTENT_CACHE, n=len(imgs), faces=faces, **arrays)
     return imgs, faces
 
 
@@ -105,6 +118,37 @@ class ContentSampler:
 
     def batch(self, n):
         return torch.from_numpy(np.stack([self.one() for _ in range(n)]).transpose(0, 3, 1, 2).copy())
+
+
+class ContentBatches(torch.utils.data.IterableDataset):
+    """Endless augmented content batches made in DataLoader worker processes, so a GPU is not
+    left waiting on PIL. Each worker has its own generator seeded from (seed, worker, start step);
+    with workers the exact crop sequence is not replayed on resume (the in-process path is)."""
+
+    def __init__(self, imgs, faces, size, batch, seed, start_step):
+        self.imgs, self.faces, self.size, self.n = imgs, faces, size, batch
+        self.seed, self.start_step = seed, start_step
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        rng = np.random.default_rng([self.seed, wid, self.start_step])
+        sampler = ContentSampler(self.imgs, self.faces, self.size, rng)
+        while True:
+            yield sampler.batch(self.n)
+
+
+def content_stream(args, imgs, faces, rng, start_step):
+    """Iterator of content batches: in-process (reproducible, the CPU recipe) or worker processes."""
+    if args.workers <= 0:
+        sampler = ContentSampler(imgs, faces, args.size, rng)
+        while True:
+            yield sampler.batch(args.batch)
+    ds = ContentBatches(imgs, faces, args.size, args.batch, args.seed, start_step)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
+                                         pin_memory=args.device.startswith("cuda"), prefetch_factor=4,
+                                         persistent_workers=True)
+    yield from loader
 
 
 def style_crops(refs, idx, size, rng):
@@ -182,6 +226,15 @@ def parse_args(argv=None):
     ap.add_argument("--content-layer", choices=["relu3_1", "relu4_1"], default="relu3_1")
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes between checkpoints")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="DataLoader processes making content batches (0 = in-process, reproducible)")
+    ap.add_argument("--amp", action="store_true",
+                    help="run the VGG loss network in bfloat16 autocast (GPU speed; Grams stay float32)")
+    ap.add_argument("--log-every", type=int, default=1,
+                    help="steps between log rows (each row synchronises a GPU; 10-20 there)")
+    ap.add_argument("--lr-final", type=float, default=1.0,
+                    help="cosine-decay the G/E learning rate to this fraction of --lr over this "
+                         "invocation's --minutes (1.0 = constant, the CPU recipe)")
     return ap.parse_args(argv)
 
 
@@ -194,6 +247,11 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # TF32 convolutions/matmuls: ~3x faster on Hopper; Gram targets and losses stay float32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     random.seed(args.seed)
@@ -206,7 +264,6 @@ def main(argv=None):
     vgg = VGGFeatures(fetch_assets.vgg19_weights()).to(dev).eval()
     imgs, faces = load_content_images()
     refs, owner, listing = load_style_refs()
-    sampler = ContentSampler(imgs, faces, args.size, rng)
 
     # Gram targets, once per style reference (at STYLE_REF_SIZE), and ONE fixed normaliser per layer
     with torch.no_grad():
@@ -261,6 +318,11 @@ def main(argv=None):
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(ckpt_path)
+        # the weights export.py needs, without optimiser/discriminator state (~1/3 the size):
+        # what a GPU box sends back when its files are size-limited
+        slim = {k: state[k] for k in ("E", "G", "step", "wall_s", "config")}
+        torch.save(slim, out / "model.tmp")
+        (out / "model.tmp").replace(out / "model.pt")
         meta = {"step": step, "wall_s": state["wall_s"], "final": final, "config": config,
                 "torch": torch.__version__, "device": str(dev), "threads": torch.get_num_threads(),
                 "cpu": _cpu_name(), "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -281,9 +343,15 @@ def main(argv=None):
                dynamic_ncols=True, mininterval=2.0)
     n_refs = len(refs)
     row = {}
+    batches = content_stream(args, imgs, faces, rng, step)
+
+    def loss_net_precision():
+        # --amp: the frozen VGG loss network (most of a step's FLOPs) in bfloat16
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.amp)
+
     while step < args.steps and (time.time() - t0) < budget:
         idx = rng.integers(0, n_refs, args.batch)
-        content = sampler.batch(args.batch).to(dev)
+        content = next(batches).to(dev, non_blocking=True)
         crop_j = rng.integers(0, stat_cache.shape[1], args.batch)
         code = E.code_from_stats(stat_cache[torch.from_numpy(idx), torch.from_numpy(crop_j)])
         raw = G(content, code, raw=True)
@@ -308,11 +376,17 @@ def main(argv=None):
         # ---- generator + encoder (linear LR warm-up: Adam's first steps on the zero-initialised
         # output conv would otherwise throw the identity start away)
         warm = min(1.0, (step + 1) / args.warmup)
+        frac = min(1.0, (time.time() - t0) / budget)
+        decay = args.lr_final + (1.0 - args.lr_final) * 0.5 * (1.0 + math.cos(math.pi * frac))
         for grp in opt_g.param_groups:
-            grp["lr"] = args.lr * warm
-        f_out = vgg(fake)
-        with torch.no_grad():
+            grp["lr"] = args.lr * warm * decay
+        with loss_net_precision():
+            f_out = vgg(fake)
+        with torch.no_grad(), loss_net_precision():
             f_in = vgg(content, upto=args.content_layer)
+        # Grams and the content term in float32 whatever the loss net ran in
+        f_out = {k: v.float() for k, v in f_out.items()}
+        f_in = {k: v.float() for k, v in f_in.items()}
         terms = {}
         style = 0.0
         for l, lw in zip(VGG_LAYERS, args.layer_weights):
@@ -331,6 +405,9 @@ def main(argv=None):
         gnorm = torch.nn.utils.clip_grad_norm_(g_params, args.clip)
         opt_g.step()
         step += 1
+        bar.update(1)
+        if step % args.log_every and step < args.steps:
+            continue
 
         row = {"step": step, "wall_s": round(wall_before + time.time() - t0, 2),
                "loss_g": float(loss_g.detach()), "style": float(style.detach()), "content": float(content_l.detach()),
@@ -340,7 +417,6 @@ def main(argv=None):
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         if step % 10 == 0:
             log_f.flush()
-        bar.update(1)
         bar.set_postfix(style=f"{row['style']:.3f}", content=f"{row['content']:.3f}",
                         adv=f"{row['adv_g']:.3f}", tv=f"{row['tv']:.3f}", d=f"{row['loss_d']:.3f}")
         if not math.isfinite(row["loss_g"]):
