@@ -309,6 +309,8 @@ def write_card(res, manifest, default, reason):
     """MODEL_CARD.md: the measured parts come from eval_results.json / train_meta.json;
     the static text lives in MODEL_CARD.head.md (hand-written, no numbers)."""
     run = HERE.parent / manifest["trained"]["run"]
+    if not (run / "train_meta.json").exists():  # runs/ is not committed; training_logs/ is
+        run = HERE / "training_logs" / run.name
     meta = json.loads((run / "train_meta.json").read_text()) if (run / "train_meta.json").exists() else {}
     s = res["summary"]
     sp = res["speed_ms"]
@@ -326,9 +328,19 @@ def write_card(res, manifest, default, reason):
                  f"w_adv {cfg['w_adv']} from step {cfg['adv_start']}, w_style {cfg['w_style']}, w_content {cfg['w_content']} "
                  f"({cfg['content_layer']}), Gram layer weights {cfg.get('layer_weights')}, w_tv {cfg['w_tv']}, "
                  f"w_range {cfg['w_range']}, seed {cfg['seed']}")
+        per_inf = cfg["n_style_refs"] // 8
+        extra = " incl. make_styles.py --extra training references" if cfg.get("extra_refs") else ""
         L.append(f"- parameters: {cfg['params']}; style references: {cfg['n_style_refs']} "
-                 f"(8 influencers x 3); fixed per-layer Gram normalisers: "
+                 f"(8 influencers x {per_inf}{extra}); fixed per-layer Gram normalisers: "
                  + ", ".join(f"{k} {v:.3g}" for k, v in cfg["gram_norms"].items()))
+        init = cfg.get("init")
+        if init:
+            ic = init.get("config", {})
+            L.append(f"- fine-tuned from `{init['from']}`: {init['step']} steps, {init['wall_s'] / 60:.1f} min on "
+                     f"{ic.get('device', '?')} ({ic.get('size')}² crops, batch {ic.get('batch')}, w_style "
+                     f"{ic.get('w_style')}, w_content {ic.get('w_content')}, Gram layer weights "
+                     f"{ic.get('layer_weights')}, {ic.get('n_style_refs')} style references); in all "
+                     f"**{init['step'] + meta['step']} steps, {(init['wall_s'] + meta['wall_s']) / 60:.1f} min**")
     L.append("")
     L.append(f"## Evaluation (held-out: {res['n_outputs']} outputs per method = {res['n_contents']} content crops "
              f"x {res['n_styles']} held-out references)\n")

@@ -24,15 +24,19 @@ declare -A recipe=(
   [b]="--w-style 8 --w-content 2 --layer-weights 1 1 1 0.5 --amp"
   [c]="--w-style 12 --w-content 1.5 --layer-weights 1 1 1 1 --amp"
   [d]="--w-style 8 --w-content 2 --layer-weights 1 1 1 0.5 --n-res 5 --amp"
+  # second call: fine-tune a and b on 12 more references per influencer (make_styles.py --extra 12)
+  [e]="--w-style 4 --w-content 4 --layer-weights 1 1 0.5 0.25 --extra-refs --init onnx/runs/gpu_a/model.pt"
+  [f]="--w-style 8 --w-content 2 --layer-weights 1 1 1 0.5 --amp --extra-refs --init onnx/runs/gpu_b/model.pt"
 )
+RECIPES="${RECIPES:-a b c d}"
 collect() {
-  for r in "${!recipe[@]}"; do
+  for r in $RECIPES; do
     [ -f "$RUNS/$r/model.pt" ] && cp "$RUNS/$r/model.pt" "$OUT/$r.pt.tmp" && mv "$OUT/$r.pt.tmp" "$OUT/$r.pt"
   done
   tar -czf "$OUT/logs.tgz.tmp" -C "$RUNS" --exclude='*.pt' --exclude='*.tmp' . && mv "$OUT/logs.tgz.tmp" "$OUT/logs.tgz"
 }
 pids=()
-for r in a b c d; do
+for r in $RECIPES; do
   # shellcheck disable=SC2086
   "${PYTHON:-python3}" onnx/train.py "${common[@]}" ${recipe[$r]} --out "$RUNS/$r" > "$RUNS/$r.stdout" 2>&1 &
   pids+=($!)
@@ -41,8 +45,8 @@ done
 ( while sleep 60; do collect; done ) & copier=$!
 for p in "${pids[@]}"; do wait "$p"; echo "train pid $p exit $?"; done
 kill "$copier" 2>/dev/null
-for r in a b c d; do echo "== $r"; tail -c 600 "$RUNS/$r.stdout"; echo; done
-timeout 60 "${PYTHON:-python3}" onnx/gpu_bench.py > "$RUNS/gpu_bench.jsonl" 2>&1; echo "bench exit $?"
+for r in $RECIPES; do echo "== $r"; tail -c 600 "$RUNS/$r.stdout"; echo; done
+[ -n "${SKIP_BENCH:-}" ] || timeout 60 "${PYTHON:-python3}" onnx/gpu_bench.py > "$RUNS/gpu_bench.jsonl" 2>&1; echo "bench exit $?"
 cat "$RUNS/gpu_bench.jsonl"
 collect
 ls -la "$OUT"

@@ -241,7 +241,33 @@ def save_jpg(x: np.ndarray, path: Path, quality: int = 88) -> None:
     Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path, quality=quality, optimize=True)
 
 
+EXTRA_DIR = "train_extra"
+
+
+def make_extra_refs(per_influencer: int) -> None:
+    """More training references per influencer: each look applied to random crops of the
+    training content photos (never the held-out ones), for training only. The demo listing
+    (influencers.json, what the service seeds) is unchanged; these go to styles/train_extra/."""
+    bases = [skimage_rgb(n) for n in TRAIN_CONTENT]
+    listing = {"per_influencer": per_influencer, "bases": TRAIN_CONTENT, "influencers": []}
+    for k, (iid, _display, _desc, fn) in enumerate(INFLUENCERS):
+        files = []
+        for j in range(per_influencer):
+            rng = np.random.default_rng(5000 + 100 * k + j)
+            b = int(rng.integers(len(bases)))
+            x = square(bases[b], SIZE, seed=7000 + 100 * k + j, zoom=float(rng.uniform(0.5, 1.0)))
+            rel = f"{EXTRA_DIR}/{iid}/{j}.jpg"
+            save_jpg(fn(x, seed=9000 + 100 * k + j), OUT / rel)
+            files.append({"file": rel, "base": TRAIN_CONTENT[b]})
+        listing["influencers"].append({"id": iid, "files": files})
+        print(f"{iid}: {per_influencer} extra training references", flush=True)
+    (OUT / EXTRA_DIR / "listing.json").write_text(json.dumps(listing, indent=2) + "\n")
+
+
 def main() -> int:
+    if "--extra" in sys.argv:
+        make_extra_refs(int(sys.argv[sys.argv.index("--extra") + 1]))
+        return 0
     OUT.mkdir(exist_ok=True)
     listing = {"size": SIZE, "influencers": [], "split": {
         "train_content": TRAIN_CONTENT + ["lfw_subset[0:160]"],

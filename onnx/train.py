@@ -68,11 +68,17 @@ def load_content_images():
     return imgs, faces
 
 
-def load_style_refs():
+def load_style_refs(extra: bool = False):
     listing = json.loads((HERE / "styles" / "influencers.json").read_text())
+    extra_files = {}
+    if extra:  # make_styles.py --extra N: the same looks on more training photos
+        path = HERE / "styles" / "train_extra" / "listing.json"
+        if not path.exists():
+            raise SystemExit("--extra-refs: run `python onnx/make_styles.py --extra 12` first")
+        extra_files = {inf["id"]: inf["files"] for inf in json.loads(path.read_text())["influencers"]}
     refs, owner = [], []
     for k, inf in enumerate(listing["influencers"]):
-        for f in inf["files"]:
+        for f in inf["files"] + extra_files.get(inf["id"], []):
             im = Image.open(HERE / "styles" / f["file"]).convert("RGB").resize(
                 (STYLE_REF_SIZE, STYLE_REF_SIZE), Image.LANCZOS)
             refs.append(np.asarray(im, np.float32) / 255.0)
@@ -228,6 +234,10 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     ap.add_argument("--workers", type=int, default=0,
                     help="DataLoader processes making content batches (0 = in-process, reproducible)")
+    ap.add_argument("--extra-refs", action="store_true",
+                    help="also train on styles/train_extra/ (make_styles.py --extra N)")
+    ap.add_argument("--init", default="",
+                    help="start E and G from this model.pt/ckpt.pt (fresh optimisers and D; fine-tuning)")
     ap.add_argument("--amp", action="store_true",
                     help="run the VGG loss network in bfloat16 autocast (GPU speed; Grams stay float32)")
     ap.add_argument("--log-every", type=int, default=1,
@@ -263,7 +273,7 @@ def main(argv=None):
         raise SystemExit("VGG19 weights missing: run `python onnx/fetch_assets.py` first")
     vgg = VGGFeatures(fetch_assets.vgg19_weights()).to(dev).eval()
     imgs, faces = load_content_images()
-    refs, owner, listing = load_style_refs()
+    refs, owner, listing = load_style_refs(args.extra_refs)
 
     # Gram targets, once per style reference (at STYLE_REF_SIZE), and ONE fixed normaliser per layer
     with torch.no_grad():
@@ -301,6 +311,12 @@ def main(argv=None):
 
     step, wall_before = 0, 0.0
     ckpt_path = out / "ckpt.pt"
+    if args.init and not ckpt_path.exists():
+        init = torch.load(args.init, map_location=dev, weights_only=False)
+        E.load_state_dict(init["E"]); G.load_state_dict(init["G"])
+        config["init"] = {"from": args.init, "step": init["step"], "wall_s": init.get("wall_s", 0.0),
+                          "config": init.get("config", {})}
+        print(f"initialised E and G from {args.init} (step {init['step']})")
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         E.load_state_dict(ck["E"]); G.load_state_dict(ck["G"]); D.load_state_dict(ck["D"])

@@ -121,6 +121,10 @@ pub struct OnnxSettings {
     pub library_path: PathBuf,
     /// Folder holding models.json and the ONNX files.
     pub model_dir: PathBuf,
+    /// Which generator serves: `default` (the manifest's `default_generator`, the winner of
+    /// onnx/eval.py), `stylecast` or `magenta`. Styles are kept per encoder version, so after
+    /// a switch run `stylecast styles rebuild`.
+    pub generator: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

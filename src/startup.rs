@@ -344,18 +344,22 @@ pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
 }
 
 /// Sessions are expensive and ort allows one environment per process: applications built in
-/// the same process (tests, benchmarks) share the models loaded for the same folder.
+/// the same process (tests, benchmarks) share the models loaded for the same folder and
+/// generator.
 fn shared_models(settings: &Settings, config: &EngineConfig) -> Result<Arc<Models>, String> {
-    static LOADED: std::sync::Mutex<Vec<(std::path::PathBuf, Arc<Models>)>> = std::sync::Mutex::new(Vec::new());
+    type Loaded = Vec<((std::path::PathBuf, String), Arc<Models>)>;
+    static LOADED: std::sync::Mutex<Loaded> = std::sync::Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, models)) = loaded.iter().find(|(dir, _)| dir == &settings.onnx.model_dir) {
+    let key = (settings.onnx.model_dir.clone(), settings.onnx.generator.clone());
+    if let Some((_, models)) = loaded.iter().find(|(k, _)| k == &key) {
         return Ok(models.clone());
     }
     let models = Arc::new(Models::load(
         &settings.onnx.library_path,
         &settings.onnx.model_dir,
+        &settings.onnx.generator,
         config,
     )?);
-    loaded.push((settings.onnx.model_dir.clone(), models.clone()));
+    loaded.push((key, models.clone()));
     Ok(models)
 }

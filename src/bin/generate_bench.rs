@@ -11,10 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use ndarray::{ArrayD, IxDyn};
 use stylecast::media;
 use stylecast::startup::load_models;
-use stylecast::style::extract::to_tensor;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -36,12 +34,16 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     server: String,
+    /// `default`, `stylecast` or `magenta` (onnx.generator).
+    #[arg(long, default_value = "default")]
+    generator: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let app = BenchApp::start(&args.server, "gen", |_| {}).await?;
+    let generator = args.generator.clone();
+    let app = BenchApp::start(&args.server, "gen", move |settings| settings.onnx.generator = generator).await?;
     app.add_influencers(&["noir_nadia", "neon_nova"]).await?;
     let (settings, client, base, key) = (
         app.settings.clone(),
@@ -53,20 +55,19 @@ async fn main() -> anyhow::Result<()> {
     let (models, _) = load_models(&settings);
     let models = models.context("models unavailable")?;
 
+    println!("generator: {}", models.backend.as_str());
     println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut request_number = 0usize;
     for &size in &args.sizes {
-        let content = to_tensor(&media::fit(
-            &media::decode(&photo, &media::MediaLimits::default())?,
-            size,
-            8,
-        ));
-        let code = ArrayD::from_shape_fn(IxDyn(&[1, 64]), |i| (i[1] as f32 * 0.37).sin() * 0.5);
-        models.generator.run(vec![content.clone(), code.clone()]).await?;
+        let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
+        let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
+        // the session alone: inputs prepared once (for Magenta: scaled and padded to 384²)
+        let inputs = models.prepare(&content, &code)?.inputs;
+        models.generator.run(inputs.clone()).await?;
         let bare_started = Instant::now();
         for _ in 0..args.requests {
-            models.generator.run(vec![content.clone(), code.clone()]).await?;
+            models.generator.run(inputs.clone()).await?;
         }
         let bare_ms = bare_started.elapsed().as_secs_f64() * 1000.0 / args.requests as f64;
 

@@ -26,6 +26,12 @@ pub struct ModelEntry {
     pub version: Option<String>,
     #[serde(default)]
     pub committed: bool,
+    /// "NCHW RGB" (ours) or "NHWC RGB" (Magenta); absent means NCHW.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Models that only take one spatial size (Magenta's) give it here: [H, W].
+    #[serde(default)]
+    pub fixed_hw: Option<[usize; 2]>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
 }
@@ -59,6 +65,30 @@ pub enum ManifestError {
     },
 }
 
+impl ModelEntry {
+    pub fn channels_last(&self) -> bool {
+        self.layout.as_deref().is_some_and(|l| l.starts_with("NHWC"))
+    }
+
+    /// The batch size the model is fixed to (a number as the first dimension of its first
+    /// input), or None when the batch axis is dynamic.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        let first = self.inputs.first()?.shape.first()?;
+        first.as_u64().map(|n| n as usize)
+    }
+
+    /// The length of the last axis of output `index` when the manifest gives it as a number.
+    pub fn output_width(&self, index: usize) -> Option<usize> {
+        let last = self.outputs.get(index)?.shape.last()?;
+        last.as_u64().map(|n| n as usize)
+    }
+
+    /// The rank of input `index` (2 for [N, D], 4 for Magenta's [1, 1, 1, D]).
+    pub fn input_rank(&self, index: usize) -> Option<usize> {
+        self.inputs.get(index).map(|i| i.shape.len())
+    }
+}
+
 impl Manifest {
     pub fn load(dir: &Path) -> Result<Self, ManifestError> {
         let path = dir.join("models.json");
@@ -72,6 +102,18 @@ impl Manifest {
         })?;
         manifest.dir = dir.to_path_buf();
         Ok(manifest)
+    }
+
+    /// The generator `choice` names ("stylecast", "magenta"), or the manifest's default for
+    /// "default".
+    pub fn generator_choice(&self, choice: &str) -> String {
+        match choice {
+            "" | "default" => self
+                .default_generator
+                .clone()
+                .unwrap_or_else(|| "stylecast".to_string()),
+            other => other.to_string(),
+        }
     }
 
     pub fn entry(&self, name: &str) -> Result<&ModelEntry, ManifestError> {

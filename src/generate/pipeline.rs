@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use image::RgbImage;
-use ndarray::{ArrayD, IxDyn};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -323,13 +322,11 @@ impl Pipeline<'_> {
         } else {
             target
         };
-        let style =
-            ArrayD::from_shape_vec(IxDyn(&[1, code.len()]), code).map_err(|e| AppError::Internal(e.to_string()))?;
-        let output = self.models.generator.run(vec![content_tensor.clone(), style]).await?;
+        let output = self.models.stylize(content, code).await?;
         let mixed = if s < 1.0 {
-            &output[0] * s + &content_tensor * (1.0 - s)
+            &output * s + &content_tensor * (1.0 - s)
         } else {
-            output[0].clone()
+            output
         };
         encode(from_tensor(&mixed), request.format, mark).await
     }

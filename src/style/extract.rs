@@ -45,21 +45,18 @@ pub fn from_tensor(tensor: &ArrayD<f32>) -> RgbImage {
 /// GFLOP over relu1_1..relu4_1) run on the blocking pool, since on an async worker they
 /// would stall every other request that worker serves.
 pub async fn photo_style(models: &Models, image: RgbImage) -> Result<PhotoStyle, EngineError> {
-    let tensor = off_worker(move || to_tensor(&media::square(&image, STYLE_SIDE))).await?;
-    let code = models.encoder.run(vec![tensor.clone()]).await?;
-    let layers = models.vgg.run(vec![tensor]).await?;
+    let square = off_worker(move || media::square(&image, STYLE_SIDE)).await?;
+    let code = models.style_code(&square).await?;
+    let layers = models.vgg.run(vec![to_tensor(&square)]).await?;
     let grams = off_worker(move || {
         let views: Vec<_> = layers.iter().map(|l| l.view()).collect();
         gram::grams_of(&views, 0)
     })
     .await?;
-    Ok(PhotoStyle {
-        code: code[0].iter().copied().collect(),
-        grams,
-    })
+    Ok(PhotoStyle { code, grams })
 }
 
-async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
+pub(crate) async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
     tokio::task::spawn_blocking(work).await.map_err(|err| EngineError::Run {
         model: "style features".into(),
         message: err.to_string(),
@@ -68,6 +65,5 @@ async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
 
 /// The style code of an arbitrary photo (the user's own, for strength interpolation).
 pub async fn photo_code(models: &Models, image: &RgbImage) -> Result<Vec<f32>, EngineError> {
-    let tensor = to_tensor(&media::square(image, STYLE_SIDE));
-    Ok(models.encoder.run(vec![tensor]).await?[0].iter().copied().collect())
+    models.style_code(&media::square(image, STYLE_SIDE)).await
 }

@@ -341,3 +341,53 @@ async fn a_display_name_postgres_cannot_store_is_refused_with_a_code() {
         );
     }
 }
+
+/// `onnx.generator = "magenta"`: the Magenta pair (NHWC, fixed 256²/384², 100-d codes) serves
+/// through the same endpoints; its styles are stored under its own encoder version.
+#[tokio::test]
+async fn the_magenta_backend_serves_when_configured() {
+    use stylecast::style::{extract, gram, service};
+    let app = crate::helpers::spawn_app_with(|s| s.onnx.generator = "magenta".into()).await;
+    let (_, ready) = app.get_json("/readyz").await;
+    assert_eq!(ready["models"]["generator"], "magenta", "{ready}");
+    add_influencer(&app, "noir_nadia").await;
+    let (status, style) = app.get_json("/v1/influencers/noir_nadia/style").await;
+    assert_eq!(status, 200);
+    assert_eq!(style["style_code"].as_array().map(Vec::len), Some(100));
+
+    let fields = [("user", "u"), ("influencer", "noir_nadia"), ("size", "256")];
+    let response = generate(&app, &fields, read(CONTENT)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let version = response.headers()["x-model-version"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let bytes = response.bytes().await.expect("body");
+    let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
+    let photo = media::decode(&read(CONTENT), &media::MediaLimits::default()).expect("decodes");
+    assert_eq!(
+        image.dimensions(),
+        media::fit(&photo, 256, 8).dimensions(),
+        "cropped back from the 384² frame"
+    );
+
+    let mut settings = stylecast::config::Settings::load(None).expect("settings");
+    settings.onnx.generator = "magenta".into();
+    let models = stylecast::startup::load_models(&settings).0.expect("models");
+    assert_eq!(version, models.version());
+    assert!(version.starts_with(&models.generator.version) && models.generator.name == "magenta_transform");
+    let noir = service::influencer_grams(&app.pool, &models, "noir_nadia")
+        .await
+        .expect("noir grams");
+    let output = extract::photo_style(&models, image).await.expect("features").grams;
+    let input = extract::photo_style(&models, photo).await.expect("features").grams;
+    assert!(
+        gram::distance(&output, &noir) < gram::distance(&input, &noir),
+        "Magenta's output is closer to noir's style than the photo"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM generations WHERE model_version LIKE '%+%'")
+            .await,
+        1
+    );
+}
