@@ -37,7 +37,7 @@ def main():
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
-    parser.add_argument("--photo", default=str(ROOT / "onnx/styles/content_heldout/coffee.png"))
+    parser.add_argument("--photo", default=str(ROOT / "onnx/styles/content_full/coffee.png"))
     args = parser.parse_args()
 
     manifest = json.loads((ROOT / "onnx/models.json").read_text())

@@ -16,7 +16,7 @@ if ! "$VENV/bin/python" -c "import onnxruntime, onnx, numpy, PIL, skimage, pytes
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r onnx/requirements-check.txt
 fi
 "$VENV/bin/python" onnx/fetch_assets.py
-if [ ! -f onnx/styles/noir_nadia/0.jpg ]; then
+if [ ! -f onnx/styles/noir_nadia/0.jpg ] || [ ! -f onnx/styles/content_full/coffee.png ]; then
   "$VENV/bin/python" onnx/make_styles.py
 fi
 exec "$VENV/bin/python" -m pytest onnx/tests -q

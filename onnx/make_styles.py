@@ -300,6 +300,10 @@ def main() -> int:
         img = Image.fromarray((x * 255 + 0.5).astype(np.uint8)).resize((nw, nh), Image.LANCZOS)
         (OUT / "content_heldout").mkdir(exist_ok=True)
         img.save(OUT / "content_heldout" / f"{n}.png", optimize=True)
+        # full resolution (coffee 600x400): what the generation benchmarks upload, so their
+        # 512 rows really are 512 on the long side
+        (OUT / "content_full").mkdir(exist_ok=True)
+        Image.fromarray((x * 255 + 0.5).astype(np.uint8)).save(OUT / "content_full" / f"{n}.png", optimize=True)
     (OUT / "influencers.json").write_text(json.dumps(listing, indent=2) + "\n")
     print(f"wrote {OUT / 'influencers.json'}")
     return 0

@@ -26,7 +26,7 @@ struct Args {
     concurrency: Vec<usize>,
     #[arg(long, value_delimiter = ',', default_value = "256,512")]
     sizes: Vec<u32>,
-    #[arg(long, default_value = "onnx/styles/content_heldout/coffee.png")]
+    #[arg(long, default_value = "onnx/styles/content_full/coffee.png")]
     photo: String,
     #[arg(
         long,
