@@ -6,6 +6,7 @@ and from 8 threads (onnxruntime releases the GIL while it runs). Same model file
 intra-op threads as the Rust service.
 
     bench/.venv/bin/python bench/reference_generate.py --requests 24
+    python3 bench/reference_generate.py --provider cuda     # with onnxruntime-gpu
 """
 import argparse
 import io
@@ -37,6 +38,8 @@ def main():
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda needs onnxruntime-gpu (the GPU box)")
     parser.add_argument("--photo", default=str(ROOT / "onnx/styles/content_full/coffee.png"))
     args = parser.parse_args()
 
@@ -44,7 +47,9 @@ def main():
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(ROOT / "onnx" / manifest["models"]["generator"]["file"]), options,
-                                   providers=["CPUExecutionProvider"])
+                                   providers=["CUDAExecutionProvider"] if args.provider == "cuda"
+                                   else ["CPUExecutionProvider"])
+    print("providers:", session.get_providers())
     codes = json.loads((ROOT / "onnx/golden/influencer_codes.json").read_text())["codes"]
     code = np.asarray(codes["noir_nadia"], dtype=np.float32).reshape(1, -1)
     photo = Path(args.photo).read_bytes()

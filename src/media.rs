@@ -3,7 +3,9 @@
 
 use std::io::Cursor;
 
-use image::imageops::FilterType;
+use fast_image_resize::images::{Image, ImageRef};
+pub use fast_image_resize::FilterType;
+use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +127,7 @@ pub fn fit(image: &RgbImage, longest: u32, multiple: u32) -> RgbImage {
     let scaled = if (sw, sh) == (w, h) {
         image.clone()
     } else {
-        image::imageops::resize(image, sw, sh, FilterType::CatmullRom)
+        resize(image, sw, sh, FilterType::CatmullRom)
     };
     let (cw, ch) = (sw / multiple * multiple, sh / multiple * multiple);
     image::imageops::crop_imm(&scaled, (sw - cw) / 2, (sh - ch) / 2, cw, ch).to_image()
@@ -136,7 +138,66 @@ pub fn square(image: &RgbImage, side: u32) -> RgbImage {
     let (w, h) = image.dimensions();
     let s = w.min(h);
     let cropped = image::imageops::crop_imm(image, (w - s) / 2, (h - s) / 2, s, s).to_image();
-    image::imageops::resize(&cropped, side, side, FilterType::Triangle)
+    resize(&cropped, side, side, FilterType::Bilinear)
+}
+
+/// `image` resampled to `width`×`height` with `filter` (fast_image_resize's SIMD kernels):
+/// the one resize the service's own image work goes through.
+pub fn resize(image: &RgbImage, width: u32, height: u32, filter: FilterType) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let mut out = vec![0u8; width as usize * height as usize * 3];
+    if resample(
+        image.as_raw(),
+        (w, h),
+        &mut out,
+        (width, height),
+        PixelType::U8x3,
+        filter,
+    )
+    .is_err()
+    {
+        // Only an empty side gets here; an empty image is the right answer for it.
+        out.fill(0);
+    }
+    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// One f32 channel (`width`×`height`, row-major) resampled with `filter`, values unclamped.
+pub fn resize_plane(plane: &[f32], (w, h): (u32, u32), (width, height): (u32, u32), filter: FilterType) -> Vec<f32> {
+    let mut out = vec![0.0f32; width as usize * height as usize];
+    let src: &[u8] = bytemuck::cast_slice(plane);
+    if resample(
+        src,
+        (w, h),
+        bytemuck::cast_slice_mut(&mut out),
+        (width, height),
+        PixelType::F32,
+        filter,
+    )
+    .is_err()
+    {
+        out.fill(0.0);
+    }
+    out
+}
+
+fn resample(
+    src: &[u8],
+    (w, h): (u32, u32),
+    dst: &mut [u8],
+    (width, height): (u32, u32),
+    pixel: PixelType,
+    filter: FilterType,
+) -> Result<(), String> {
+    if w == 0 || h == 0 || width == 0 || height == 0 {
+        return Err("empty image".into());
+    }
+    let src = ImageRef::new(w, h, src, pixel).map_err(|e| e.to_string())?;
+    let mut dst = Image::from_slice_u8(width, height, dst, pixel).map_err(|e| e.to_string())?;
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| e.to_string())
 }
 
 /// Output encodings.

@@ -11,6 +11,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use ndarray::ArrayD;
+use stylecast::config::Settings;
+use stylecast::generate::engine::{build_session, run_session};
+use stylecast::generate::manifest::Manifest;
+use stylecast::generate::models::Models;
 use stylecast::media;
 use stylecast::startup::load_models;
 
@@ -37,11 +42,21 @@ struct Args {
     /// `default`, `stylecast` or `magenta` (onnx.generator).
     #[arg(long, default_value = "default")]
     generator: String,
+    /// Time the render path in process (decode, fit, serving engine, watermark, encode)
+    /// without HTTP or a database: for a machine without Postgres (the GPU box).
+    #[arg(long)]
+    in_process: bool,
+    /// Overrides generate.max_batch (the engine's largest dynamic batch).
+    #[arg(long)]
+    max_batch: Option<usize>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.in_process {
+        return in_process(&args).await;
+    }
     let generator = args.generator.clone();
     let app = BenchApp::start(&args.server, "gen", move |settings| settings.onnx.generator = generator).await?;
     app.add_influencers(&["noir_nadia", "neon_nova"]).await?;
@@ -62,14 +77,11 @@ async fn main() -> anyhow::Result<()> {
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
         let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
-        // the session alone: inputs prepared once (for Magenta: scaled and padded to 384²)
+        // The session alone, called directly (no queue, no batching wait), built as the
+        // service builds each of its sessions; inputs prepared once (for Magenta: scaled and
+        // padded to 384²).
         let inputs = models.prepare(&content, &code)?.inputs;
-        models.generator.run(inputs.clone()).await?;
-        let bare_started = Instant::now();
-        for _ in 0..args.requests {
-            models.generator.run(inputs.clone()).await?;
-        }
-        let bare_ms = bare_started.elapsed().as_secs_f64() * 1000.0 / args.requests as f64;
+        let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
 
         for &concurrency in &args.concurrency {
             let started = Instant::now();
@@ -122,5 +134,203 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
+    hit_path(&client, &base, &key, &photo, args.requests).await?;
+    stage_table(&photo, &args.sizes)?;
     app.stop().await
+}
+
+/// Mean milliseconds of one generator session run on `inputs`, after a warm-up run.
+fn bare_session_ms(settings: &Settings, models: &Models, inputs: &[ArrayD<f32>], runs: usize) -> anyhow::Result<f64> {
+    let runtime = stylecast::onnx_runtime::runtime(&settings.onnx.library_path)
+        .map_err(|status| anyhow::anyhow!("ONNX Runtime: {status:?}"))?;
+    let manifest = Manifest::load(&settings.onnx.model_dir)?;
+    let (path, _) = manifest.verified_file(&models.generator.name)?;
+    let (mut session, _) =
+        build_session(runtime, &path, settings.generate.intra_threads).map_err(|e| anyhow::anyhow!(e))?;
+    let outputs = &models.generator.output_names;
+    run_session(&mut session, outputs, inputs.to_vec()).map_err(|e| anyhow::anyhow!(e))?;
+    let started = Instant::now();
+    for _ in 0..runs {
+        run_session(&mut session, outputs, inputs.to_vec()).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1000.0 / runs as f64)
+}
+
+/// Median milliseconds of each CPU stage of a request besides the session, on the same photo
+/// (what the end-to-end figure adds to the bare session, apart from HTTP and the database).
+fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    use stylecast::provenance::{self, xmp};
+    use stylecast::style::extract::{from_tensor, to_tensor};
+
+    println!();
+    println!(
+        "| size | sha256 in | decode | fit | to tensor | from tensor | watermark | PNG encode | XMP | sha256 out |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in sizes {
+        let limits = media::MediaLimits::default();
+        let decoded = media::decode(photo, &limits)?;
+        let content = media::fit(&decoded, size, 8);
+        let tensor = to_tensor(&content);
+        let id = uuid::Uuid::new_v4();
+        let stamped = provenance::stamp(&content, id);
+        let png = media::encode(&stamped, media::OutputFormat::Png)?;
+        let packet = xmp::packet(id, "bench");
+        let marked = xmp::insert(png.clone(), media::OutputFormat::Png, stamped.dimensions(), &packet)?;
+        let row = [
+            median_ms(|| Sha256::digest(photo)),
+            median_ms(|| media::decode(photo, &limits)),
+            median_ms(|| media::fit(&decoded, size, 8)),
+            median_ms(|| to_tensor(&content)),
+            median_ms(|| from_tensor(&tensor)),
+            median_ms(|| provenance::stamp(&content, id)),
+            median_ms(|| media::encode(&stamped, media::OutputFormat::Png)),
+            median_ms(|| xmp::insert(png.clone(), media::OutputFormat::Png, stamped.dimensions(), &packet)),
+            median_ms(|| Sha256::digest(&marked)),
+        ];
+        let cells: Vec<String> = row.iter().map(|ms| format!("{ms:.2}")).collect();
+        println!("| {size} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
+/// Median milliseconds of 40 calls.
+fn median_ms<T>(mut work: impl FnMut() -> T) -> f64 {
+    let mut times: Vec<f64> = (0..40)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(work());
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    percentile(&times, 0.5)
+}
+
+/// p50 of requests the cache answers: HTTP, auth, the styles query, hashing, the cache read
+/// and the generation record, without decoding or rendering.
+async fn hit_path(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    photo: &[u8],
+    requests: usize,
+) -> anyhow::Result<()> {
+    let mut latencies = Vec::new();
+    for n in 0..=requests {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "photo",
+                reqwest::multipart::Part::bytes(photo.to_vec()).file_name("p.png"),
+            )
+            .text("user", "bench")
+            .text("influencer", "noir_nadia");
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/v1/generate"))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "generate failed: {}", response.status());
+        let hit = response.headers()["x-cache"] == "hit";
+        response.bytes().await?;
+        if n > 0 {
+            anyhow::ensure!(hit, "expected a cache hit");
+            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "\ncache hits (256², concurrency 1, {} requests): p50 {:.2} ms, p99 {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
+
+/// The render path alone, at each size and concurrency, next to the bare session at batch 1
+/// and at batch 8 (what a GPU gains from batching).
+async fn in_process(args: &Args) -> anyhow::Result<()> {
+    use stylecast::generate::pipeline::{render, Photo};
+    use stylecast::provenance::Mark;
+
+    let mut settings = Settings::load(None)?;
+    settings.onnx.generator = args.generator.clone();
+    if let Some(max_batch) = args.max_batch {
+        settings.generate.max_batch = max_batch;
+    }
+    let photo = bytes::Bytes::from(std::fs::read(&args.photo)?);
+    let (models, status) = load_models(&settings);
+    let models = models.with_context(|| format!("models unavailable: {status:?}"))?;
+    println!(
+        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}",
+        models.backend.as_str(),
+        models.generator.provider,
+        settings.generate.sessions,
+        settings.generate.intra_threads,
+        settings.generate.max_batch
+    );
+    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | p50 / bare |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
+    for &size in &args.sizes {
+        let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
+        let inputs = models.prepare(&content, &code)?.inputs;
+        let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
+        let batch8: Vec<ArrayD<f32>> = inputs
+            .iter()
+            .map(|input| {
+                let views = vec![input.view(); 8];
+                ndarray::concatenate(ndarray::Axis(0), &views).map_err(anyhow::Error::from)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let batch8_ms = bare_session_ms(&settings, &models, &batch8, args.requests.div_ceil(8).max(3))?;
+        for &concurrency in &args.concurrency {
+            let started = Instant::now();
+            let per_task = args.requests.div_ceil(concurrency);
+            let mut tasks = Vec::new();
+            for _ in 0..concurrency {
+                let (models, photo, code) = (models.clone(), photo.clone(), code.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    for _ in 0..per_task {
+                        let sent = Instant::now();
+                        let upload = Photo {
+                            bytes: photo.clone(),
+                            limits: media::MediaLimits::default(),
+                            size,
+                        };
+                        let mark = Mark {
+                            generation_id: uuid::Uuid::new_v4(),
+                            model_version: models.version(),
+                        };
+                        render(&models, upload, code.clone(), 1.0, media::OutputFormat::Png, mark)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("render: {e}"))?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.extend(task.await??);
+            }
+            let wall = started.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            let p50 = percentile(&latencies, 0.5);
+            println!(
+                "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {:.1} | {bare_ms:.2} | {:.0} | {:.2} |",
+                latencies.len(),
+                percentile(&latencies, 0.99),
+                latencies.len() as f64 / wall,
+                8000.0 / batch8_ms,
+                p50 / bare_ms
+            );
+        }
+    }
+    stage_table(&photo, &args.sizes)
 }

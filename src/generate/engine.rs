@@ -1,6 +1,6 @@
 //! Model serving: sessions created once, each on a dedicated thread, fed by one bounded
-//! queue. A worker takes a job, waits up to `max_wait` for more with the same input shapes
-//! (up to `max_batch`), runs them as one batch and splits the outputs (Triton-style dynamic
+//! queue. A worker takes a job, adds what is already queued with the same input shapes and
+//! waits up to `max_wait` for more (up to `max_batch`), runs them as one batch and splits the outputs (Triton-style dynamic
 //! batching). A full queue is overload: callers get `Overloaded` at once, never an
 //! unbounded wait.
 
@@ -141,7 +141,12 @@ impl Drop for Engine {
     }
 }
 
-fn build_session(runtime: &OrtRuntime, path: &Path, intra_threads: usize) -> Result<(Session, &'static str), String> {
+/// A session as the engine makes them: the best execution provider, `intra_threads` threads.
+pub fn build_session(
+    runtime: &OrtRuntime,
+    path: &Path,
+    intra_threads: usize,
+) -> Result<(Session, &'static str), String> {
     let builder = Session::builder(&runtime.environment)
         .map_err(|e| e.to_string())?
         .with_intra_threads(intra_threads.max(1))
@@ -243,25 +248,38 @@ impl Worker {
             message,
         };
         let inputs_per_job = batch[0].inputs.len();
-        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs_per_job);
+        let mut joined = Vec::with_capacity(inputs_per_job);
         for index in 0..inputs_per_job {
             let views: Vec<ArrayViewD<'_, f32>> = batch.iter().map(|job| job.inputs[index].view()).collect();
-            let joined = concatenate(Axis(0), &views).map_err(|e| run_error(e.to_string()))?;
-            let name = self.session.inputs()[index].name().to_string();
-            let tensor = Tensor::from_array(joined).map_err(|e| run_error(e.to_string()))?;
-            values.push((Cow::Owned(name), SessionInputValue::from(tensor)));
+            joined.push(concatenate(Axis(0), &views).map_err(|e| run_error(e.to_string()))?);
         }
-        let outputs = self.session.run(values).map_err(|e| run_error(e.to_string()))?;
-        self.output_names
-            .iter()
-            .map(|name| {
-                outputs[name.as_str()]
-                    .try_extract_array::<f32>()
-                    .map(|view| view.to_owned())
-                    .map_err(|e| run_error(e.to_string()))
-            })
-            .collect()
+        run_session(&mut self.session, &self.output_names, joined).map_err(run_error)
     }
+}
+
+/// One session run: inputs in the model's input order, outputs in `output_names` order.
+/// The engine's workers and the benchmark's bare-session figure both go through here.
+pub fn run_session(
+    session: &mut Session,
+    output_names: &[String],
+    inputs: Vec<ArrayD<f32>>,
+) -> Result<Vec<ArrayD<f32>>, String> {
+    let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.into_iter().enumerate() {
+        let name = session.inputs()[index].name().to_string();
+        let tensor = Tensor::from_array(input).map_err(|e| e.to_string())?;
+        values.push((Cow::Owned(name), SessionInputValue::from(tensor)));
+    }
+    let outputs = session.run(values).map_err(|e| e.to_string())?;
+    output_names
+        .iter()
+        .map(|name| {
+            outputs[name.as_str()]
+                .try_extract_array::<f32>()
+                .map(|view| view.to_owned())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 fn same_shapes(a: &Job, b: &Job) -> bool {

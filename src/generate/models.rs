@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
-use image::imageops::FilterType;
 use image::RgbImage;
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
 use super::engine::{Engine, EngineConfig, EngineError};
 use super::manifest::{Manifest, ModelEntry};
+use crate::media::{self, FilterType};
 use crate::onnx_runtime;
 use crate::style::extract::{from_tensor, off_worker, to_tensor};
 
@@ -186,9 +186,9 @@ impl Models {
     pub async fn style_code(&self, square: &RgbImage) -> Result<Vec<f32>, EngineError> {
         let input = self.encoder_input;
         let tensor = match input.fixed_hw {
-            Some((h, w)) if (h as u32, w as u32) != (square.height(), square.width()) => input.tensor(
-                &image::imageops::resize(square, w as u32, h as u32, FilterType::Lanczos3),
-            ),
+            Some((h, w)) if (h as u32, w as u32) != (square.height(), square.width()) => {
+                input.tensor(&media::resize(square, w as u32, h as u32, FilterType::Lanczos3))
+            }
             _ => input.tensor(square),
         };
         let outputs = self.encoder.run(vec![tensor]).await?;
@@ -238,7 +238,7 @@ impl GeneratorIo {
                 let scale = (fh as f64 / f64::from(h)).min(fw as f64 / f64::from(w));
                 let sw = ((f64::from(w) * scale).round() as u32).clamp(1, fw as u32);
                 let sh = ((f64::from(h) * scale).round() as u32).clamp(1, fh as u32);
-                let scaled = image::imageops::resize(content, sw, sh, FilterType::Lanczos3);
+                let scaled = media::resize(content, sw, sh, FilterType::Lanczos3);
                 (
                     self.input.tensor(&reflect_pad(&scaled, fw as u32, fh as u32)),
                     Some((sw, sh)),
@@ -271,7 +271,7 @@ impl GeneratorIo {
             Some((sw, sh)) => {
                 let (w, h) = prepared.content_hw;
                 let inner = image::imageops::crop_imm(&image, 0, 0, sw, sh).to_image();
-                image::imageops::resize(&inner, w, h, FilterType::Lanczos3)
+                media::resize(&inner, w, h, FilterType::Lanczos3)
             }
             None => image,
         };

@@ -165,11 +165,7 @@ impl Pipeline<'_> {
                     generation_id: id,
                     model_version: model_version.clone(),
                 };
-                let bytes = self.render(&request, &blend, codes, mark).await?;
-                self.cache
-                    .set(&key, bytes.clone(), Duration::from_secs(self.settings.cache_ttl_secs))
-                    .await;
-                (bytes, false)
+                (self.render(&request, &blend, codes, mark).await?, false)
             }
         };
         metrics::counter!("stylecast_generation_cache_total", "result" => if cache_hit { "hit" } else { "miss" })
@@ -180,26 +176,32 @@ impl Pipeline<'_> {
             .iter()
             .map(|w| (w.influencer.clone(), serde_json::json!(w.weight)))
             .collect();
-        styles::record_generation(
-            self.pool,
-            &GenerationRecord {
-                id,
-                user_external_id: &request.user,
-                blend: &weights,
-                blend_source: blend.source.as_str(),
-                strength: request.strength,
-                size: request.size as i32,
-                format: request.format.content_type(),
-                model_version: &model_version,
-                provider: self.models.generator.provider,
-                input_sha256: &input_sha256,
-                output_sha256: &output_sha256,
-                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                cache_hit,
-                origin: origin.as_ref(),
-            },
-        )
-        .await?;
+        let cache_write = async {
+            if !cache_hit {
+                let ttl = Duration::from_secs(self.settings.cache_ttl_secs);
+                self.cache.set(&key, image.clone(), ttl).await;
+            }
+        };
+        let generation = GenerationRecord {
+            id,
+            user_external_id: &request.user,
+            blend: &weights,
+            blend_source: blend.source.as_str(),
+            strength: request.strength,
+            size: request.size as i32,
+            format: request.format.content_type(),
+            model_version: &model_version,
+            provider: self.models.generator.provider,
+            input_sha256: &input_sha256,
+            output_sha256: &output_sha256,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            cache_hit,
+            origin: origin.as_ref(),
+        };
+        // Independent writes: the record and the cache entry go out together.
+        let record = styles::record_generation(self.pool, &generation);
+        let ((), recorded) = tokio::join!(cache_write, record);
+        recorded?;
         metrics::histogram!("stylecast_generation_seconds").record(started.elapsed().as_secs_f64());
         Ok(Generated {
             id,
@@ -286,9 +288,7 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Style code: the blend of influencer codes, interpolated from the photo's own code by
-    /// strength (Ghiasi et al. 2017); pixels: the same strength blends output with input, so
-    /// strength 0 returns the photo itself.
+    /// The blend of influencer codes, rendered by `render`.
     async fn render(
         &self,
         request: &GenerateRequest,
@@ -296,17 +296,6 @@ impl Pipeline<'_> {
         codes: &BTreeMap<String, Vec<f32>>,
         mark: Mark,
     ) -> Result<Bytes, AppError> {
-        let limits = self.limits;
-        let (size, photo) = (request.size, request.photo.clone());
-        let content: RgbImage =
-            tokio::task::spawn_blocking(move || media::decode(&photo, &limits).map(|i| media::fit(&i, size, 8)))
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))??;
-        let s = request.strength;
-        let content_tensor = to_tensor(&content);
-        if s == 0.0 {
-            return encode(from_tensor(&content_tensor), request.format, mark).await;
-        }
         let mut target = vec![0.0f32; self.models.style_dim];
         for w in &blend.weights {
             if let Some(code) = codes.get(&w.influencer) {
@@ -315,25 +304,73 @@ impl Pipeline<'_> {
                 }
             }
         }
-        // The photo's own code only matters below full strength.
-        let code: Vec<f32> = if s < 1.0 {
-            let own = photo_code(self.models, &content).await?;
-            own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect()
-        } else {
-            target
+        let photo = Photo {
+            bytes: request.photo.clone(),
+            limits: self.limits,
+            size: request.size,
         };
-        let output = self.models.stylize(content, code).await?;
-        let mixed = if s < 1.0 {
-            &output * s + &content_tensor * (1.0 - s)
-        } else {
-            output
-        };
-        encode(from_tensor(&mixed), request.format, mark).await
+        render(self.models, photo, target, request.strength, request.format, mark).await
     }
 }
 
-async fn encode(image: RgbImage, format: OutputFormat, mark: Mark) -> Result<Bytes, AppError> {
-    let bytes = tokio::task::spawn_blocking(move || provenance::encode_marked(&image, format, &mark))
+/// An upload and what to make of it: its limits and the output's longest side.
+pub struct Photo {
+    pub bytes: Bytes,
+    pub limits: MediaLimits,
+    pub size: u32,
+}
+
+/// The photo restyled toward `target` (a style code) and made into a marked file: decode,
+/// fit, generator, watermark, encode. The style code is interpolated from the photo's own
+/// code by strength (Ghiasi et al. 2017), and the same strength blends output with input
+/// pixels, so strength 0 returns the photo itself. No database: the benchmarks time it alone.
+pub async fn render(
+    models: &Models,
+    photo: Photo,
+    target: Vec<f32>,
+    strength: f32,
+    format: OutputFormat,
+    mark: Mark,
+) -> Result<Bytes, AppError> {
+    let Photo { bytes, limits, size } = photo;
+    let content: RgbImage =
+        tokio::task::spawn_blocking(move || media::decode(&bytes, &limits).map(|i| media::fit(&i, size, 8)))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+    let s = strength;
+    if s == 0.0 {
+        return encode(move || content, format, mark).await;
+    }
+    // The photo's own code and pixels only matter below full strength.
+    let (code, content_tensor) = if s < 1.0 {
+        let own = photo_code(models, &content).await?;
+        let code = own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect();
+        (code, Some(to_tensor(&content)))
+    } else {
+        (target, None)
+    };
+    let output = models.stylize(content, code).await?;
+    encode(
+        move || {
+            let mixed = match content_tensor {
+                Some(content) => &output * s + &content * (1.0 - s),
+                None => output,
+            };
+            from_tensor(&mixed)
+        },
+        format,
+        mark,
+    )
+    .await
+}
+
+/// Makes the pixels, then watermarks and encodes them, all on the blocking pool.
+async fn encode(
+    pixels: impl FnOnce() -> RgbImage + Send + 'static,
+    format: OutputFormat,
+    mark: Mark,
+) -> Result<Bytes, AppError> {
+    let bytes = tokio::task::spawn_blocking(move || provenance::encode_marked(&pixels(), format, &mark))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(format!("making the output file: {e}")))?;

@@ -17,12 +17,11 @@
 
 use std::sync::{Arc, LazyLock};
 
-use image::imageops::{self, FilterType};
-use image::{ImageBuffer, Luma, RgbImage};
+use image::RgbImage;
 use rustdct::{DctPlanner, TransformType2And3};
 use uuid::Uuid;
 
-type Plane = ImageBuffer<Luma<f32>, Vec<f32>>;
+use crate::media::{self, FilterType};
 
 /// Smallest side (pixels) an image may have for the watermark to be written or read.
 pub const MIN_SIDE: u32 = 64;
@@ -200,18 +199,17 @@ fn quantize(value: f32, bit: bool, dither: f32) -> f32 {
 /// Luma (BT.601, 0..1) resampled to the canonical grid, then the Haar LL band (2×2 means),
 /// in luma levels (0..255).
 fn ll_band(image: &RgbImage) -> Vec<f32> {
-    let luma = Plane::from_fn(image.width(), image.height(), |x, y| {
-        let p = image.get_pixel(x, y).0;
-        Luma([(0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0])
-    });
-    let canon = imageops::resize(&luma, CANON, CANON, FilterType::Triangle);
+    let luma: Vec<f32> = image
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| (0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])) / 255.0)
+        .collect();
+    let canon = media::resize_plane(&luma, image.dimensions(), (CANON, CANON), FilterType::Bilinear);
+    let side = CANON as usize;
     let mut ll = vec![0.0f32; LL * LL];
     for (i, value) in ll.iter_mut().enumerate() {
-        let (x, y) = (((i % LL) * 2) as u32, ((i / LL) * 2) as u32);
-        let sum = canon.get_pixel(x, y).0[0]
-            + canon.get_pixel(x + 1, y).0[0]
-            + canon.get_pixel(x, y + 1).0[0]
-            + canon.get_pixel(x + 1, y + 1).0[0];
+        let at = (i / LL) * 2 * side + (i % LL) * 2;
+        let sum = canon[at] + canon[at + 1] + canon[at + side] + canon[at + side + 1];
         *value = sum / 4.0 * 255.0;
     }
     ll
@@ -220,17 +218,15 @@ fn ll_band(image: &RgbImage) -> Vec<f32> {
 /// Adds an LL-band change to the image: the inverse Haar step with the detail bands kept
 /// (each 2×2 moves with its mean), upsampled to the image, added to R, G and B.
 fn add_luma(image: &mut RgbImage, delta_ll: &[f32]) {
-    // image's resampler clamps float samples to 0..1: carry the change around 0.5.
-    const BIAS: f32 = 0.5;
-    let canon = Plane::from_fn(CANON, CANON, |x, y| {
-        let i = (y as usize / 2) * LL + x as usize / 2;
-        Luma([delta_ll[i] / 255.0 + BIAS])
-    });
-    let full = imageops::resize(&canon, image.width(), image.height(), FilterType::Triangle);
-    for (pixel, change) in image.pixels_mut().zip(full.pixels()) {
-        let change = (change.0[0] - BIAS) * 255.0;
+    let side = CANON as usize;
+    let canon: Vec<f32> = (0..side * side)
+        .map(|i| delta_ll[(i / side / 2) * LL + (i % side) / 2])
+        .collect();
+    let full = media::resize_plane(&canon, (CANON, CANON), image.dimensions(), FilterType::Bilinear);
+    for (pixel, change) in image.pixels_mut().zip(full) {
         for channel in &mut pixel.0 {
-            *channel = (f32::from(*channel) + change).round().clamp(0.0, 255.0) as u8;
+            // Clamp, + 0.5, truncate: round() without a libm call per sample.
+            *channel = ((f32::from(*channel) + change).clamp(0.0, 255.0) + 0.5) as u8;
         }
     }
 }
@@ -322,7 +318,7 @@ mod tests {
 
     #[test]
     fn an_id_reads_back_and_an_unmarked_photo_reads_as_none() {
-        let photo = image::imageops::resize(&photos()[0], 200, 150, FilterType::Triangle);
+        let photo = image::imageops::resize(&photos()[0], 200, 150, image::imageops::FilterType::Triangle);
         let id = Uuid::new_v4();
         let marked = embed(&photo, id).expect("embed");
         assert_eq!(detect(&marked).expect("detect").map(|d| d.id), Some(id));

@@ -19,13 +19,14 @@ pub struct PhotoStyle {
 /// NCHW float tensor in [0, 1] of one RGB image.
 pub fn to_tensor(image: &RgbImage) -> ArrayD<f32> {
     let (w, h) = image.dimensions();
-    let mut data = vec![0.0f32; 3 * (w * h) as usize];
     let plane = (w * h) as usize;
-    for (x, y, pixel) in image.enumerate_pixels() {
-        let at = (y * w + x) as usize;
-        for channel in 0..3 {
-            data[channel * plane + at] = f32::from(pixel[channel]) / 255.0;
-        }
+    let mut data = vec![0.0f32; 3 * plane];
+    let (red, rest) = data.split_at_mut(plane);
+    let (green, blue) = rest.split_at_mut(plane);
+    for (i, pixel) in image.as_raw().chunks_exact(3).enumerate() {
+        red[i] = f32::from(pixel[0]) / 255.0;
+        green[i] = f32::from(pixel[1]) / 255.0;
+        blue[i] = f32::from(pixel[2]) / 255.0;
     }
     ArrayD::from_shape_vec(IxDyn(&[1, 3, h as usize, w as usize]), data)
         .unwrap_or_else(|_| ArrayD::zeros(IxDyn(&[1, 3, 0, 0])))
@@ -35,10 +36,27 @@ pub fn to_tensor(image: &RgbImage) -> ArrayD<f32> {
 pub fn from_tensor(tensor: &ArrayD<f32>) -> RgbImage {
     let shape = tensor.shape();
     let (h, w) = (shape[2], shape[3]);
-    RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let value = |c: usize| (tensor[[0, c, y as usize, x as usize]].clamp(0.0, 1.0) * 255.0).round() as u8;
-        image::Rgb([value(0), value(1), value(2)])
-    })
+    // + 0.5 then truncate: round() for values ≥ 0, without a libm call per sample.
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+    let item = tensor.index_axis(ndarray::Axis(0), 0);
+    let mut raw = Vec::with_capacity(3 * w * h);
+    match item.as_slice() {
+        // The usual case, a standard-layout tensor: walk the three planes side by side.
+        Some(planes) => {
+            let plane = w * h;
+            for i in 0..plane {
+                raw.extend_from_slice(&[byte(planes[i]), byte(planes[plane + i]), byte(planes[2 * plane + i])]);
+            }
+        }
+        None => {
+            for y in 0..h {
+                for x in 0..w {
+                    raw.extend((0..3).map(|c| byte(item[[c, y, x]])));
+                }
+            }
+        }
+    }
+    RgbImage::from_raw(w as u32, h as u32, raw).unwrap_or_else(|| RgbImage::new(w as u32, h as u32))
 }
 
 /// Takes the image by value: resizing a full-size upload and the Gram matrices (about a
