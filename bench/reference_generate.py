@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--requests", type=int, default=24)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"],
                         help="cuda needs onnxruntime-gpu (the GPU box)")
     parser.add_argument("--photo", default=str(ROOT / "onnx/styles/content_full/coffee.png"))
@@ -67,7 +68,7 @@ def main():
     print("|---:|---:|---:|---:|")
     for size in [int(s) for s in args.sizes.split(",")]:
         one(size)
-        for concurrency in (1, 8):
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
             started = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
                 list(pool.map(lambda _: one(size), range(args.requests)))

@@ -262,6 +262,9 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     if let Some(max_batch) = args.max_batch {
         settings.generate.max_batch = max_batch;
     }
+    // Every concurrent request must fit the queue: this measures throughput, not overload.
+    let most = args.concurrency.iter().copied().max().unwrap_or(1);
+    settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
     let photo = bytes::Bytes::from(std::fs::read(&args.photo)?);
     let (models, status) = load_models(&settings);
     let models = models.with_context(|| format!("models unavailable: {status:?}"))?;
@@ -288,6 +291,22 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
         let batch8_ms = bare_session_ms(&settings, &models, &batch8, args.requests.div_ceil(8).max(3))?;
+        // Warm-up: the first run at a size sets up kernels (on a GPU, picks cuDNN algorithms).
+        let warm_up = futures_util::future::join_all((0..most).map(|_| {
+            let upload = Photo {
+                bytes: photo.clone(),
+                limits: media::MediaLimits::default(),
+                size,
+            };
+            let mark = Mark {
+                generation_id: uuid::Uuid::new_v4(),
+                model_version: models.version(),
+            };
+            render(&models, upload, code.clone(), 1.0, media::OutputFormat::Png, mark)
+        }));
+        for result in warm_up.await {
+            result.map_err(|e| anyhow::anyhow!("warm-up render: {e}"))?;
+        }
         for &concurrency in &args.concurrency {
             let started = Instant::now();
             let per_task = args.requests.div_ceil(concurrency);

@@ -160,7 +160,11 @@ pub fn build_session(
 fn with_best_provider(
     builder: ort::session::builder::SessionBuilder,
 ) -> (ort::session::builder::SessionBuilder, &'static str) {
-    match builder.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]) {
+    // Heuristic, not exhaustive, cuDNN algorithm search: every new input shape (each photo
+    // aspect ratio, each dynamic batch size) would otherwise be benchmarked on first sight,
+    // costing hundreds of milliseconds (measured on an H200: BENCHMARKS.md).
+    let cuda = ort::ep::CUDA::default().with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic);
+    match builder.with_execution_providers([cuda.build().error_on_failure()]) {
         Ok(builder) => (builder, "cuda"),
         Err(err) => {
             tracing::warn!(error = %err, "CUDA execution provider unavailable; falling back to CPU");
