@@ -7,6 +7,7 @@
 //! (`bash onnx/check.sh` builds what is not committed). bench/reference_generate.py is
 //! the Python reference doing the same decode → encode → generate → encode work.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -84,46 +85,32 @@ async fn main() -> anyhow::Result<()> {
         let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
 
         for &concurrency in &args.concurrency {
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            let per_task = args.requests.div_ceil(concurrency);
-            for _ in 0..concurrency {
-                let (client, base, key, photo) = (client.clone(), base.clone(), key.clone(), photo.clone());
-                let first = request_number;
-                request_number += per_task;
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    for n in 0..per_task {
-                        // Bytes after the PNG's end make each photo distinct to the cache and
-                        // change no pixel.
-                        let mut distinct = photo.clone();
-                        distinct.extend_from_slice(format!("{}", first + n).as_bytes());
-                        let form = reqwest::multipart::Form::new()
-                            .part("photo", reqwest::multipart::Part::bytes(distinct).file_name("p.png"))
-                            .text("user", "bench")
-                            .text("influencer", "noir_nadia")
-                            .text("size", size.to_string());
-                        let sent = Instant::now();
-                        let response = client
-                            .post(format!("{base}/v1/generate"))
-                            .bearer_auth(&key)
-                            .multipart(form)
-                            .send()
-                            .await?;
-                        anyhow::ensure!(response.status().is_success(), "generate failed: {}", response.status());
-                        anyhow::ensure!(response.headers()["x-cache"] == "miss", "cache hit in a benchmark");
-                        response.bytes().await?;
-                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    Ok::<_, anyhow::Error>(latencies)
-                }));
-            }
-            let mut latencies = Vec::new();
-            for task in tasks {
-                latencies.extend(task.await??);
-            }
-            let wall = started.elapsed().as_secs_f64();
-            latencies.sort_by(f64::total_cmp);
+            let first = request_number;
+            request_number += args.requests.div_ceil(concurrency) * concurrency;
+            let (client, base, key, photo) = (client.clone(), base.clone(), key.clone(), photo.clone());
+            let (latencies, wall) = drive(concurrency, args.requests, move |n| {
+                // Bytes after the PNG's end make each photo distinct to the cache and change no
+                // pixel.
+                let mut distinct = photo.clone();
+                distinct.extend_from_slice(format!("{}", first + n).as_bytes());
+                let form = reqwest::multipart::Form::new()
+                    .part("photo", reqwest::multipart::Part::bytes(distinct).file_name("p.png"))
+                    .text("user", "bench")
+                    .text("influencer", "noir_nadia")
+                    .text("size", size.to_string());
+                let request = client
+                    .post(format!("{base}/v1/generate"))
+                    .bearer_auth(&key)
+                    .multipart(form);
+                async move {
+                    let response = request.send().await?;
+                    anyhow::ensure!(response.status().is_success(), "generate failed: {}", response.status());
+                    anyhow::ensure!(response.headers()["x-cache"] == "miss", "cache hit in a benchmark");
+                    response.bytes().await?;
+                    Ok(())
+                }
+            })
+            .await?;
             let p50 = percentile(&latencies, 0.5);
             println!(
                 "| {size}² | {concurrency} | {} | {p50:.0} | {:.0} | {:.2} | {bare_ms:.0} | {:.2} |",
@@ -254,9 +241,6 @@ async fn hit_path(
 /// The render path alone, at each size and concurrency, next to the bare session at batch 1
 /// and at batch 8 (what a GPU gains from batching).
 async fn in_process(args: &Args) -> anyhow::Result<()> {
-    use stylecast::generate::pipeline::{render, Photo};
-    use stylecast::provenance::Mark;
-
     let mut settings = Settings::load(None)?;
     settings.onnx.generator = args.generator.clone();
     if let Some(max_batch) = args.max_batch {
@@ -292,54 +276,16 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let batch8_ms = bare_session_ms(&settings, &models, &batch8, args.requests.div_ceil(8).max(3))?;
         // Warm-up: the first run at a size sets up kernels (on a GPU, picks cuDNN algorithms).
-        let warm_up = futures_util::future::join_all((0..most).map(|_| {
-            let upload = Photo {
-                bytes: photo.clone(),
-                limits: media::MediaLimits::default(),
-                size,
-            };
-            let mark = Mark {
-                generation_id: uuid::Uuid::new_v4(),
-                model_version: models.version(),
-            };
-            render(&models, upload, code.clone(), 1.0, media::OutputFormat::Png, mark)
-        }));
-        for result in warm_up.await {
-            result.map_err(|e| anyhow::anyhow!("warm-up render: {e}"))?;
+        let warm_up = (0..most).map(|_| render_once(models.clone(), photo.clone(), code.clone(), size));
+        for result in futures_util::future::join_all(warm_up).await {
+            result?;
         }
         for &concurrency in &args.concurrency {
-            let started = Instant::now();
-            let per_task = args.requests.div_ceil(concurrency);
-            let mut tasks = Vec::new();
-            for _ in 0..concurrency {
-                let (models, photo, code) = (models.clone(), photo.clone(), code.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    for _ in 0..per_task {
-                        let sent = Instant::now();
-                        let upload = Photo {
-                            bytes: photo.clone(),
-                            limits: media::MediaLimits::default(),
-                            size,
-                        };
-                        let mark = Mark {
-                            generation_id: uuid::Uuid::new_v4(),
-                            model_version: models.version(),
-                        };
-                        render(&models, upload, code.clone(), 1.0, media::OutputFormat::Png, mark)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("render: {e}"))?;
-                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    Ok::<_, anyhow::Error>(latencies)
-                }));
-            }
-            let mut latencies = Vec::new();
-            for task in tasks {
-                latencies.extend(task.await??);
-            }
-            let wall = started.elapsed().as_secs_f64();
-            latencies.sort_by(f64::total_cmp);
+            let (models, photo, code) = (models.clone(), photo.clone(), code.clone());
+            let (latencies, wall) = drive(concurrency, args.requests, move |_| {
+                render_once(models.clone(), photo.clone(), code.clone(), size)
+            })
+            .await?;
             let p50 = percentile(&latencies, 0.5);
             println!(
                 "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {:.1} | {bare_ms:.2} | {:.0} | {:.2} |",
@@ -352,4 +298,54 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
         }
     }
     stage_table(&photo, &args.sizes)
+}
+
+/// `requests` calls (numbered from 0) from `concurrency` tasks, each timed from its start;
+/// returns the latencies in ms, sorted, and the wall time in seconds.
+async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> anyhow::Result<(Vec<f64>, f64)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let per_task = requests.div_ceil(concurrency);
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_task);
+            for n in 0..per_task {
+                let sent = Instant::now();
+                call(task * per_task + n).await?;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((latencies, started.elapsed().as_secs_f64()))
+}
+
+/// One render of `photo` in process (the pipeline's render path, strength 1, PNG out).
+async fn render_once(models: Arc<Models>, photo: bytes::Bytes, code: Vec<f32>, size: u32) -> anyhow::Result<()> {
+    use stylecast::generate::pipeline::{render, Photo};
+    use stylecast::provenance::Mark;
+
+    let upload = Photo {
+        bytes: photo,
+        limits: media::MediaLimits::default(),
+        size,
+    };
+    let mark = Mark {
+        generation_id: uuid::Uuid::new_v4(),
+        model_version: models.version(),
+    };
+    render(&models, upload, code, 1.0, media::OutputFormat::Png, mark)
+        .await
+        .map_err(|e| anyhow::anyhow!("render: {e}"))?;
+    Ok(())
 }
