@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU figures for BENCHMARKS.md ("Generation on a GPU"), run on the lent GPU box: CUDA 13 and
 # cuDNN 9 come from its PyTorch venv's nvidia wheels; it has no Postgres and reaches no
-# registry. What it needs travels in .gpu/ (made on the dev machine, see BENCHMARKS.md):
+# registry. What it needs travels in .gpu/ (made here by bench/gpu_payload.sh):
 #   cuda.xz.part*  libonnxruntime_providers_cuda.so from the onnxruntime-gpu 1.31.1 wheel, xz, split
 #   rest.tar.xz    generate-bench built with `--features cuda` (stripped) and the wheel's
 #                  onnxruntime/ package without the CUDA provider (libonnxruntime.so, pybind)
@@ -25,6 +25,8 @@ export ORT_DYLIB_PATH="$capi/libonnxruntime.so.1.31.1"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 requests="${REQUESTS:-96}"
 echo "## Stylecast render path in process, CUDA (sessions 2 x 1 thread)"
+# Batches padded to max batch on CUDA (generate.pad_batches = "gpu", the default). The
+# memory-pattern sweep that found the cause is bench/results/gpu_generate_h200_memory_pattern.txt.
 for batch in 1 4 8; do
   "$work/stage/generate-bench" --in-process --requests "$requests" --concurrency 1,8,16,32 --max-batch "$batch"
 done

@@ -323,14 +323,7 @@ async fn maintain(state: Arc<AppState>, partitions: Arc<Partitions>, settings: S
 
 /// The generation models; their absence disables generation, never the service.
 pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
-    let generate = &settings.generate;
-    let config = EngineConfig {
-        sessions: generate.sessions,
-        intra_threads: generate.intra_threads,
-        max_batch: generate.max_batch,
-        max_wait_ms: generate.max_wait_ms,
-        queue_capacity: generate.queue_capacity,
-    };
+    let config = settings.generate.engine_config();
     match shared_models(settings, &config) {
         Ok(models) => {
             let status = models.status();

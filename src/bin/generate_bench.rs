@@ -50,6 +50,9 @@ struct Args {
     /// Overrides generate.max_batch (the engine's largest dynamic batch).
     #[arg(long)]
     max_batch: Option<usize>,
+    /// Overrides generate.memory_pattern (ONNX Runtime's memory-pattern planning).
+    #[arg(long)]
+    memory_pattern: Option<bool>,
 }
 
 #[tokio::main]
@@ -128,19 +131,38 @@ async fn main() -> anyhow::Result<()> {
 
 /// Mean milliseconds of one generator session run on `inputs`, after a warm-up run.
 fn bare_session_ms(settings: &Settings, models: &Models, inputs: &[ArrayD<f32>], runs: usize) -> anyhow::Result<f64> {
+    Ok(bare_runs(settings, models, &[inputs.to_vec()], runs)? * 1000.0 / runs as f64)
+}
+
+/// Seconds for `runs` runs of one generator session (built as the engine builds them), taking
+/// the input sets in turn, after one warm-up run of each.
+fn bare_runs(settings: &Settings, models: &Models, sets: &[Vec<ArrayD<f32>>], runs: usize) -> anyhow::Result<f64> {
     let runtime = stylecast::onnx_runtime::runtime(&settings.onnx.library_path)
         .map_err(|status| anyhow::anyhow!("ONNX Runtime: {status:?}"))?;
     let manifest = Manifest::load(&settings.onnx.model_dir)?;
     let (path, _) = manifest.verified_file(&models.generator.name)?;
     let (mut session, _) =
-        build_session(runtime, &path, settings.generate.intra_threads).map_err(|e| anyhow::anyhow!(e))?;
+        build_session(runtime, &path, &settings.generate.engine_config()).map_err(|e| anyhow::anyhow!(e))?;
     let outputs = &models.generator.output_names;
-    run_session(&mut session, outputs, inputs.to_vec()).map_err(|e| anyhow::anyhow!(e))?;
-    let started = Instant::now();
-    for _ in 0..runs {
-        run_session(&mut session, outputs, inputs.to_vec()).map_err(|e| anyhow::anyhow!(e))?;
+    for inputs in sets {
+        run_session(&mut session, outputs, inputs.clone()).map_err(|e| anyhow::anyhow!(e))?;
     }
-    Ok(started.elapsed().as_secs_f64() * 1000.0 / runs as f64)
+    let started = Instant::now();
+    for inputs in sets.iter().cycle().take(runs) {
+        run_session(&mut session, outputs, inputs.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Each input repeated `rows` times along the batch axis.
+fn batch_of(inputs: &[ArrayD<f32>], rows: usize) -> anyhow::Result<Vec<ArrayD<f32>>> {
+    inputs
+        .iter()
+        .map(|input| {
+            let views = vec![input.view(); rows];
+            ndarray::concatenate(ndarray::Axis(0), &views).map_err(anyhow::Error::from)
+        })
+        .collect()
 }
 
 /// Median milliseconds of each CPU stage of a request besides the session, on the same photo
@@ -246,6 +268,9 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     if let Some(max_batch) = args.max_batch {
         settings.generate.max_batch = max_batch;
     }
+    if let Some(memory_pattern) = args.memory_pattern {
+        settings.generate.memory_pattern = memory_pattern;
+    }
     // Every concurrent request must fit the queue: this measures throughput, not overload.
     let most = args.concurrency.iter().copied().max().unwrap_or(1);
     settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
@@ -253,28 +278,33 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     let (models, status) = load_models(&settings);
     let models = models.with_context(|| format!("models unavailable: {status:?}"))?;
     println!(
-        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}",
+        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}, memory pattern {}",
         models.backend.as_str(),
         models.generator.provider,
         settings.generate.sessions,
         settings.generate.intra_threads,
-        settings.generate.max_batch
+        settings.generate.max_batch,
+        settings.generate.memory_pattern
     );
-    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | p50 / bare |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
         let inputs = models.prepare(&content, &code)?.inputs;
         let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
-        let batch8: Vec<ArrayD<f32>> = inputs
-            .iter()
-            .map(|input| {
-                let views = vec![input.view(); 8];
-                ndarray::concatenate(ndarray::Axis(0), &views).map_err(anyhow::Error::from)
-            })
+        let batch8_ms = bare_session_ms(
+            &settings,
+            &models,
+            &batch_of(&inputs, 8)?,
+            args.requests.div_ceil(8).max(3),
+        )?;
+        // Batch sizes 1, 2, 3, 4 in turn: what dynamic batching asks of a session.
+        let mixed: Vec<Vec<ArrayD<f32>>> = (1..=4)
+            .map(|rows| batch_of(&inputs, rows))
             .collect::<anyhow::Result<_>>()?;
-        let batch8_ms = bare_session_ms(&settings, &models, &batch8, args.requests.div_ceil(8).max(3))?;
+        let mixed_runs = args.requests.div_ceil(10).max(4) * 4;
+        let mixed_rate = (mixed_runs / 4 * 10) as f64 / bare_runs(&settings, &models, &mixed, mixed_runs)?;
         // Warm-up: the first run at a size sets up kernels (on a GPU, picks cuDNN algorithms).
         let warm_up = (0..most).map(|_| render_once(models.clone(), photo.clone(), code.clone(), size));
         for result in futures_util::future::join_all(warm_up).await {
@@ -288,7 +318,7 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
             .await?;
             let p50 = percentile(&latencies, 0.5);
             println!(
-                "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {:.1} | {bare_ms:.2} | {:.0} | {:.2} |",
+                "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {:.1} | {bare_ms:.2} | {:.0} | {mixed_rate:.0} | {:.2} |",
                 latencies.len(),
                 percentile(&latencies, 0.99),
                 latencies.len() as f64 / wall,

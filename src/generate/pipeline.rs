@@ -35,6 +35,25 @@ pub struct GenerateSettings {
     pub max_batch: usize,
     pub max_wait_ms: u64,
     pub queue_capacity: usize,
+    /// ONNX Runtime memory-pattern planning (see `engine::EngineConfig`).
+    pub memory_pattern: bool,
+    /// `never`, `always` or `gpu`: when batches are padded to max_batch (engine::PadBatches).
+    pub pad_batches: super::engine::PadBatches,
+}
+
+impl GenerateSettings {
+    /// How the model engines are built and fed.
+    pub fn engine_config(&self) -> super::engine::EngineConfig {
+        super::engine::EngineConfig {
+            sessions: self.sessions,
+            intra_threads: self.intra_threads,
+            max_batch: self.max_batch,
+            max_wait_ms: self.max_wait_ms,
+            queue_capacity: self.queue_capacity,
+            memory_pattern: self.memory_pattern,
+            pad_batches: self.pad_batches,
+        }
+    }
 }
 
 /// Which style to paint with.

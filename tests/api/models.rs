@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::read_npy;
-use stylecast::generate::engine::{Engine, EngineConfig, EngineError};
+use stylecast::generate::engine::{Engine, EngineConfig, EngineError, PadBatches};
 use stylecast::generate::manifest::Manifest;
 use stylecast::media;
 use stylecast::style::gram;
@@ -27,6 +27,8 @@ fn config(max_batch: usize, max_wait_ms: u64, queue_capacity: usize) -> EngineCo
         max_batch,
         max_wait_ms,
         queue_capacity,
+        memory_pattern: true,
+        pad_batches: PadBatches::Never,
     }
 }
 
@@ -111,6 +113,24 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
         value("stylecast_model_batch_size_count"),
     );
     assert!(rows > runs, "{rows} requests in {runs} runs: nothing was batched");
+}
+
+#[tokio::test]
+async fn padded_batches_hand_back_only_the_requests_rows() {
+    let plain = engine("generator", &config(1, 0, 4));
+    let padded = engine(
+        "generator",
+        &EngineConfig {
+            pad_batches: PadBatches::Always,
+            ..config(4, 0, 4)
+        },
+    );
+    let inputs = vec![golden("generator_content"), golden("generator_style")];
+    let alone = plain.run(inputs.clone()).await.expect("run")[0].clone();
+    let with_padding = padded.run(inputs).await.expect("padded run");
+    assert_eq!(with_padding[0].shape(), alone.shape(), "the padding rows came back");
+    let error = relative_error(&with_padding[0], &alone);
+    assert!(error <= 1e-4, "padded output differs: {error}");
 }
 
 #[tokio::test]
