@@ -24,6 +24,11 @@ export LD_LIBRARY_PATH="$nvidia/cu13/lib:$nvidia/cudnn/lib:$capi:${LD_LIBRARY_PA
 export ORT_DYLIB_PATH="$capi/libonnxruntime.so.1.31.1"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 requests="${REQUESTS:-96}"
+echo "## Two aspect ratios in turn (the photo and the photo turned 90°), max batch 4: square frames off, then on (the default)"
+for frames in never gpu; do
+  "$work/stage/generate-bench" --in-process --requests "$requests" --concurrency 1,8,32 --mixed-shapes --square-frames "$frames"
+done
+[[ "${ONLY_MIXED:-0}" == 1 ]] && exit 0
 echo "## Stylecast render path in process, CUDA (sessions 2 x 1 thread)"
 # Batches padded to max batch on CUDA (generate.pad_batches = "gpu", the default). The
 # memory-pattern sweep that found the cause is bench/results/gpu_generate_h200_memory_pattern.txt.

@@ -53,6 +53,13 @@ struct Args {
     /// Overrides generate.memory_pattern (ONNX Runtime's memory-pattern planning).
     #[arg(long)]
     memory_pattern: Option<bool>,
+    /// Overrides generate.square_frames: `never`, `always` or `gpu`.
+    #[arg(long)]
+    square_frames: Option<String>,
+    /// In process: every other request sends the photo turned 90° (portrait), so the
+    /// generator sees two aspect ratios in turn.
+    #[arg(long)]
+    mixed_shapes: bool,
 }
 
 #[tokio::main]
@@ -271,20 +278,32 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     if let Some(memory_pattern) = args.memory_pattern {
         settings.generate.memory_pattern = memory_pattern;
     }
+    if let Some(policy) = &args.square_frames {
+        settings.generate.square_frames = serde_json::from_value(serde_json::json!(policy))
+            .with_context(|| format!("--square-frames {policy}: use never, always or gpu"))?;
+    }
     // Every concurrent request must fit the queue: this measures throughput, not overload.
     let most = args.concurrency.iter().copied().max().unwrap_or(1);
     settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
     let photo = bytes::Bytes::from(std::fs::read(&args.photo)?);
+    let photos: Vec<bytes::Bytes> = if args.mixed_shapes {
+        let turned = image::imageops::rotate90(&media::decode(&photo, &media::MediaLimits::default())?);
+        vec![photo.clone(), media::encode(&turned, media::OutputFormat::Png)?.into()]
+    } else {
+        vec![photo.clone()]
+    };
     let (models, status) = load_models(&settings);
     let models = models.with_context(|| format!("models unavailable: {status:?}"))?;
     println!(
-        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}, memory pattern {}",
+        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}, memory pattern {}, square frames {:?}, photo shapes {}",
         models.backend.as_str(),
         models.generator.provider,
         settings.generate.sessions,
         settings.generate.intra_threads,
         settings.generate.max_batch,
-        settings.generate.memory_pattern
+        settings.generate.memory_pattern,
+        settings.generate.square_frames,
+        photos.len()
     );
     println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -306,14 +325,15 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
         let mixed_runs = args.requests.div_ceil(10).max(4) * 4;
         let mixed_rate = (mixed_runs / 4 * 10) as f64 / bare_runs(&settings, &models, &mixed, mixed_runs)?;
         // Warm-up: the first run at a size sets up kernels (on a GPU, picks cuDNN algorithms).
-        let warm_up = (0..most).map(|_| render_once(models.clone(), photo.clone(), code.clone(), size));
+        let warm_up =
+            (0..most.max(2)).map(|n| render_once(models.clone(), photos[n % photos.len()].clone(), code.clone(), size));
         for result in futures_util::future::join_all(warm_up).await {
             result?;
         }
         for &concurrency in &args.concurrency {
-            let (models, photo, code) = (models.clone(), photo.clone(), code.clone());
-            let (latencies, wall) = drive(concurrency, args.requests, move |_| {
-                render_once(models.clone(), photo.clone(), code.clone(), size)
+            let (models, photos, code) = (models.clone(), photos.clone(), code.clone());
+            let (latencies, wall) = drive(concurrency, args.requests, move |n| {
+                render_once(models.clone(), photos[n % photos.len()].clone(), code.clone(), size)
             })
             .await?;
             let p50 = percentile(&latencies, 0.5);

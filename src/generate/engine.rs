@@ -31,26 +31,29 @@ pub struct EngineConfig {
     /// ONNX Runtime's memory-pattern planning; ort advises turning it off when input shapes
     /// vary (dynamic batches, photo aspect ratios).
     pub memory_pattern: bool,
-    /// When to pad every batch up to `max_batch` rows (see `PadBatches`).
-    pub pad_batches: PadBatches,
+    /// When to pad every batch up to `max_batch` rows: a session then always sees
+    /// `max_batch` rows.
+    pub pad_batches: ShapePolicy,
+    /// When to run the generator on a square frame (the photo reflect-padded to its longer
+    /// side, the output cropped back), so every aspect ratio shares one input shape.
+    pub square_frames: ShapePolicy,
 }
 
-/// Whether a session always sees `max_batch` rows. On CUDA a session that sees a new batch
-/// size re-plans its kernels: measured on an H200, batch sizes 1–4 in turn ran at 50–77
-/// images/s against 1,700+ at a fixed batch 8 (BENCHMARKS.md). A GPU is launch-bound at
-/// these sizes, so padding a short batch costs little; on a CPU every padded row costs a
-/// full image.
+/// When to hold a session's input shape fixed. On CUDA a session that sees a new input shape
+/// re-plans its kernels: measured on an H200, batch sizes 1–4 in turn ran at 50–79 images/s
+/// against 1,700+ at a fixed batch 8 (BENCHMARKS.md). A GPU is launch-bound at these sizes,
+/// so padding costs little there; on a CPU every padded pixel costs its full share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PadBatches {
+pub enum ShapePolicy {
     Never,
     Always,
     /// Only when the CUDA execution provider runs the session.
     Gpu,
 }
 
-impl PadBatches {
-    fn applies(self, provider: &str) -> bool {
+impl ShapePolicy {
+    pub fn applies(self, provider: &str) -> bool {
         match self {
             Self::Never => false,
             Self::Always => true,

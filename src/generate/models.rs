@@ -94,6 +94,8 @@ pub struct Models {
 struct GeneratorIo {
     input: ImageInput,
     code_rank: usize,
+    /// A model that takes any size runs on a square frame of the content's longer side.
+    square_frames: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -114,7 +116,8 @@ pub struct ModelStatus {
 pub struct Prepared {
     pub inputs: Vec<ArrayD<f32>>,
     content_hw: (u32, u32),
-    /// For fixed-size models: the scaled content's size inside the padded frame.
+    /// For framed runs (fixed-size models, square frames): the content's size inside the
+    /// padded frame, top left.
     inner_hw: Option<(u32, u32)>,
 }
 
@@ -149,16 +152,19 @@ impl Models {
                 .map_or(config.max_batch, |n| n.min(config.max_batch)),
             ..config.clone()
         };
+        let generator = load(generator_name, &generator_config)?;
+        let square_frames = config.square_frames.applies(generator.provider);
         Ok(Self {
             backend,
             encoder: load(encoder_name, &single)?,
-            generator: load(generator_name, &generator_config)?,
+            generator,
             vgg: load("vgg19_features", &single)?,
             style_dim: encoder_entry.output_width(0).unwrap_or(manifest.style_dim),
             encoder_input: ImageInput::of(encoder_entry),
             generator_io: GeneratorIo {
                 input: ImageInput::of(generator_entry),
                 code_rank: generator_entry.input_rank(1).unwrap_or(2),
+                square_frames,
             },
         })
     }
@@ -233,6 +239,10 @@ impl GeneratorIo {
     fn prepare(self, content: &RgbImage, code: &[f32]) -> Result<Prepared, String> {
         let (w, h) = content.dimensions();
         let (frame, inner_hw) = match self.input.fixed_hw {
+            None if self.square_frames && w != h => {
+                let side = w.max(h);
+                (self.input.tensor(&reflect_pad(content, side, side)), Some((w, h)))
+            }
             None => (self.input.tensor(content), None),
             Some((fh, fw)) => {
                 let scale = (fh as f64 / f64::from(h)).min(fw as f64 / f64::from(w));
@@ -259,8 +269,19 @@ impl GeneratorIo {
     }
 
     fn finish(self, prepared: &Prepared, output: ArrayD<f32>) -> ArrayD<f32> {
-        if prepared.inner_hw.is_none() && !self.input.channels_last {
-            return output;
+        if !self.input.channels_last {
+            match prepared.inner_hw {
+                None => return output,
+                // A square frame around unscaled content: the content's corner of the output.
+                Some(inner) if inner == prepared.content_hw && output.ndim() == 4 => {
+                    let (w, h) = (inner.0 as usize, inner.1 as usize);
+                    return output
+                        .slice_axis(ndarray::Axis(2), ndarray::Slice::from(..h))
+                        .slice_axis(ndarray::Axis(3), ndarray::Slice::from(..w))
+                        .to_owned();
+                }
+                Some(_) => {}
+            }
         }
         let image = if self.input.channels_last {
             nhwc_image(&output)
@@ -271,7 +292,11 @@ impl GeneratorIo {
             Some((sw, sh)) => {
                 let (w, h) = prepared.content_hw;
                 let inner = image::imageops::crop_imm(&image, 0, 0, sw, sh).to_image();
-                media::resize(&inner, w, h, FilterType::Lanczos3)
+                if (sw, sh) == (w, h) {
+                    inner
+                } else {
+                    media::resize(&inner, w, h, FilterType::Lanczos3)
+                }
             }
             None => image,
         };

@@ -37,8 +37,10 @@ pub struct GenerateSettings {
     pub queue_capacity: usize,
     /// ONNX Runtime memory-pattern planning (see `engine::EngineConfig`).
     pub memory_pattern: bool,
-    /// `never`, `always` or `gpu`: when batches are padded to max_batch (engine::PadBatches).
-    pub pad_batches: super::engine::PadBatches,
+    /// `never`, `always` or `gpu`: when batches are padded to max_batch (engine::ShapePolicy).
+    pub pad_batches: super::engine::ShapePolicy,
+    /// `never`, `always` or `gpu`: when the generator runs on a square frame.
+    pub square_frames: super::engine::ShapePolicy,
 }
 
 impl GenerateSettings {
@@ -52,6 +54,7 @@ impl GenerateSettings {
             queue_capacity: self.queue_capacity,
             memory_pattern: self.memory_pattern,
             pad_batches: self.pad_batches,
+            square_frames: self.square_frames,
         }
     }
 }
