@@ -24,14 +24,28 @@ impl People {
     }
 }
 
+/// One bounded cache per table, keyed by external id so a lookup borrows the batch's `&str`.
+/// quick_cache, not moka: its reads take no global lock or access log, and at about two
+/// lookups per ingested event moka's bookkeeping was a quarter of the service's CPU in the
+/// ingest benchmark (see BENCHMARKS.md).
 pub struct PeopleIds {
-    cache: moka::sync::Cache<(People, String), i64>,
+    users: quick_cache::sync::Cache<String, i64>,
+    influencers: quick_cache::sync::Cache<String, i64>,
 }
 
 impl PeopleIds {
     pub fn new(capacity: u64) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         Self {
-            cache: moka::sync::Cache::new(capacity),
+            users: quick_cache::sync::Cache::new(capacity),
+            influencers: quick_cache::sync::Cache::new(capacity),
+        }
+    }
+
+    fn cache(&self, people: People) -> &quick_cache::sync::Cache<String, i64> {
+        match people {
+            People::Users => &self.users,
+            People::Influencers => &self.influencers,
         }
     }
 
@@ -42,13 +56,14 @@ impl PeopleIds {
         people: People,
         external_ids: impl Iterator<Item = &'a str>,
     ) -> Result<HashMap<String, i64>, sqlx::Error> {
+        let cache = self.cache(people);
         let mut ids = HashMap::new();
         let mut unknown = BTreeSet::new();
         for external in external_ids {
             if ids.contains_key(external) {
                 continue;
             }
-            match self.cache.get(&(people, external.to_string())) {
+            match cache.get(external) {
                 Some(id) => {
                     ids.insert(external.to_string(), id);
                 }
@@ -60,7 +75,7 @@ impl PeopleIds {
         if !unknown.is_empty() {
             let unknown: Vec<&str> = unknown.into_iter().collect();
             for (external, id) in fetch_or_create(pool, people, &unknown).await? {
-                self.cache.insert((people, external.clone()), id);
+                cache.insert(external.clone(), id);
                 ids.insert(external, id);
             }
         }

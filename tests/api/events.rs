@@ -395,3 +395,45 @@ pub async fn assert_state_equals_recomputation(app: &crate::helpers::TestApp) {
         assert!((a.2 - b.2).abs() <= 1e-9 * unit.max(b.2.abs()), "{a:?} vs {b:?}");
     }
 }
+
+#[tokio::test]
+async fn stored_events_keep_every_field_exactly() {
+    let app = spawn_app().await;
+    let batch = json!([
+        {"event_id": "f1", "user": "ü-1", "influencer": "i1", "kind": "like",
+         "occurred_at": "2026-11-02T03:04:05.123456Z", "post_id": "p/ß", "weight": 2.5},
+        {"event_id": "f2", "user": "u2", "influencer": "i1", "kind": "view",
+         "occurred_at": "2026-10-31T23:59:59.999999Z"},
+    ]);
+    let report: Value = app.post_events(&batch).await.json().await.expect("json");
+    assert_eq!(report["accepted"], 2);
+    let rows: Vec<(String, String, String, String, Option<String>, f32)> = sqlx::query_as(
+        "SELECT e.event_id, u.external_id, e.kind::text,
+                to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), e.post_id, e.weight
+         FROM engagement_events e JOIN users u ON u.id = e.user_id ORDER BY e.event_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            (
+                "f1".into(),
+                "ü-1".into(),
+                "like".into(),
+                "2026-11-02T03:04:05.123456".into(),
+                Some("p/ß".into()),
+                2.5
+            ),
+            (
+                "f2".into(),
+                "u2".into(),
+                "view".into(),
+                "2026-10-31T23:59:59.999999".into(),
+                None,
+                1.0
+            ),
+        ]
+    );
+}
