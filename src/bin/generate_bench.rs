@@ -69,7 +69,15 @@ async fn main() -> anyhow::Result<()> {
         return in_process(&args).await;
     }
     let generator = args.generator.clone();
-    let app = BenchApp::start(&args.server, "gen", move |settings| settings.onnx.generator = generator).await?;
+    let most = args.concurrency.iter().copied().max().unwrap_or(1);
+    let app = BenchApp::start(&args.server, "gen", move |settings| {
+        settings.onnx.generator = generator;
+        // One key drives the whole load, and every request must fit the queue: this
+        // measures throughput, not the per-key rate limit or overload (both 429).
+        settings.auth.rate_limit_per_sec = 0;
+        settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
+    })
+    .await?;
     app.add_influencers(&["noir_nadia", "neon_nova"]).await?;
     let (settings, client, base, key) = (
         app.settings.clone(),
