@@ -33,8 +33,8 @@ pub async fn insert_new_events(conn: &mut PgConnection, events: &[ResolvedEvent]
 }
 
 /// Claims the ids in `event_keys`; returns those that were free. Most batches carry only new
-/// ids, and a plain insert costs about half of `ON CONFLICT`'s speculative insertion (1.7 vs
-/// 3.0–3.8 s of Postgres time per million), so the keys go in plainly inside a savepoint. A
+/// ids, and a plain write costs about half of `ON CONFLICT`'s speculative insertion (1.7 vs
+/// 3.0–3.8 s of Postgres time per million), so the keys are COPYed inside a savepoint. A
 /// unique violation (a replay, or a concurrent batch that committed the same id) rolls back
 /// to the savepoint, and `ON CONFLICT DO NOTHING` sorts the ids out.
 async fn claim_event_keys(
@@ -42,17 +42,21 @@ async fn claim_event_keys(
     ids: &[&str],
     times: &[DateTime<Utc>],
 ) -> Result<Vec<String>, sqlx::Error> {
+    let mut keys = BinaryCopy::with_capacity(ids.len() * 32);
+    for (id, time) in ids.iter().zip(times) {
+        keys.row(2);
+        keys.text(Some(id));
+        keys.timestamptz(*time);
+    }
     let mut savepoint = conn.begin().await?;
-    let plain = sqlx::query(
-        "INSERT INTO event_keys (event_id, occurred_at)
-         SELECT * FROM unnest($1::text[], $2::timestamptz[])",
+    match copy_in(
+        &mut savepoint,
+        "COPY event_keys (event_id, occurred_at) FROM STDIN (FORMAT binary)",
+        keys,
     )
-    .bind(ids)
-    .bind(times)
-    .execute(&mut *savepoint)
-    .await;
-    match plain {
-        Ok(_) => {
+    .await
+    {
+        Ok(()) => {
             savepoint.commit().await?;
             return Ok(ids.iter().map(|id| id.to_string()).collect());
         }
@@ -72,29 +76,36 @@ async fn claim_event_keys(
 }
 
 /// Writes the events with a binary COPY: no per-row executor work or text parsing, and the
-/// heap takes the rows in multi-row inserts. Measured on the ingest benchmark (1M events):
-/// see BENCHMARKS.md. sqlx streams COPY data but leaves its encoding to the caller; the
-/// format is PostgreSQL's documented one (COPY, "Binary Format").
+/// heap takes the rows in multi-row inserts (measured on the ingest benchmark, 1M events:
+/// 8.2 s of Postgres time as `INSERT … SELECT FROM unnest`, about 5 s as COPY).
 async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Result<(), sqlx::Error> {
-    let mut data = BinaryCopy::with_capacity(events.len() * 96);
+    let mut rows = BinaryCopy::with_capacity(events.len() * 96);
     for e in events {
-        data.row(8);
-        data.text(Some(&e.event_id));
-        data.int8(e.user_id);
-        data.int8(e.influencer_id);
-        data.text(Some(e.kind.as_str()));
-        data.timestamptz(e.occurred_at);
-        data.text(e.post_id.as_deref());
-        data.float4(e.weight);
-        data.text(e.image_id.as_deref());
+        rows.row(8);
+        rows.text(Some(&e.event_id));
+        rows.int8(e.user_id);
+        rows.int8(e.influencer_id);
+        rows.text(Some(e.kind.as_str()));
+        rows.timestamptz(e.occurred_at);
+        rows.text(e.post_id.as_deref());
+        rows.float4(e.weight);
+        rows.text(e.image_id.as_deref());
     }
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    copy.send(data.finish()).await?;
+    copy_in(
+        conn,
+        "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)
+         FROM STDIN (FORMAT binary)",
+        rows,
+    )
+    .await
+}
+
+/// Streams `rows` to a `COPY … FROM STDIN (FORMAT binary)` statement. sqlx streams COPY data
+/// but leaves its encoding to the caller; `BinaryCopy` writes PostgreSQL's documented format
+/// (COPY, "Binary Format").
+async fn copy_in(conn: &mut PgConnection, statement: &str, rows: BinaryCopy) -> Result<(), sqlx::Error> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(rows.finish()).await?;
     copy.finish().await?;
     Ok(())
 }
