@@ -1,6 +1,7 @@
-//! Writes of one ingest batch. Every function takes the batch's transaction; arrays are
-//! bound with `unnest`, one statement per table, and keys go in sorted so concurrent
-//! batches lock rows in the same order.
+//! Writes of one ingest batch. Every function takes the batch's transaction and sends one
+//! statement per table: the append-only rows (idempotency keys, events) by binary COPY, the
+//! derived state as upserts over `unnest` arrays. Keys go in sorted so concurrent batches
+//! lock rows in the same order.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -101,8 +102,9 @@ async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Resu
 }
 
 /// Streams `rows` to a `COPY … FROM STDIN (FORMAT binary)` statement. sqlx streams COPY data
-/// but leaves its encoding to the caller; `BinaryCopy` writes PostgreSQL's documented format
-/// (COPY, "Binary Format").
+/// but leaves its encoding to the caller, and no maintained crate encodes it for sqlx (pgcopy
+/// is a 0.0.2 sketch; postgres-binary-copy needs the `postgres` driver), so `BinaryCopy`
+/// writes PostgreSQL's documented format (COPY, "Binary Format") for the four types used.
 async fn copy_in(conn: &mut PgConnection, statement: &str, rows: BinaryCopy) -> Result<(), sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
     copy.send(rows.finish()).await?;
