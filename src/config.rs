@@ -94,7 +94,7 @@ pub struct IngestSettings {
     pub min_occurred_at: chrono::DateTime<chrono::Utc>,
     /// Attempts for a batch transaction that hits a deadlock or serialization failure.
     pub max_attempts: u32,
-    /// External-id → internal-id entries cached per process (users and influencers).
+    /// External-id → internal-id entries cached per process, for users and for influencers each.
     pub people_cache_capacity: u64,
 }
 
