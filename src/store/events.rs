@@ -78,7 +78,7 @@ async fn claim_event_keys(
 
 /// Writes the events with a binary COPY: no per-row executor work or text parsing, and the
 /// heap takes the rows in multi-row inserts (measured on the ingest benchmark, 1M events:
-/// 8.2 s of Postgres time as `INSERT … SELECT FROM unnest`, about 5 s as COPY).
+/// 8.2 s of Postgres time as `INSERT … SELECT FROM unnest`, 6.2 s as COPY).
 async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Result<(), sqlx::Error> {
     let mut rows = BinaryCopy::with_capacity(events.len() * 96);
     for e in events {
