@@ -64,6 +64,73 @@ impl MediaError {
 
 /// Decodes an upload into RGB8 with its EXIF orientation applied.
 pub fn decode(bytes: &[u8], limits: &MediaLimits) -> Result<RgbImage, MediaError> {
+    let format = accepted_format(bytes, limits)?;
+    decode_whole(bytes, format, limits)
+}
+
+/// Decodes an upload that will be scaled to a longest side of `longest`. A JPEG at least
+/// twice that size is decoded at 1/2, 1/4 or 1/8 scale straight from its DCT coefficients
+/// (libjpeg's scaled decode), which skips most of the inverse DCT, upsampling and colour
+/// conversion: the longest side still comes out at `longest` or more, so `fit` has the
+/// pixels it needs. A 1411² photo for a 256 output decodes about 5× faster (BENCHMARKS.md).
+/// Every other upload decodes whole, as `decode` does.
+pub fn decode_for_size(bytes: &[u8], limits: &MediaLimits, longest: u32) -> Result<RgbImage, MediaError> {
+    let format = accepted_format(bytes, limits)?;
+    if format == ImageFormat::Jpeg {
+        if let Some(image) = decode_jpeg_scaled(bytes, limits, longest)? {
+            return Ok(image);
+        }
+    }
+    decode_whole(bytes, format, limits)
+}
+
+/// The JPEG decoded at the smallest DCT scale whose longest side is still at least
+/// `longest`. `None` where that scale is 1, where the colour model is not RGB or grey (CMYK,
+/// 16-bit lossless), or where this decoder fails: the whole decode then handles the file and
+/// names any fault, so a bad upload gets the same answer either way.
+fn decode_jpeg_scaled(bytes: &[u8], limits: &MediaLimits, longest: u32) -> Result<Option<RgbImage>, MediaError> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    let Some(info) = decoder.read_info().ok().and_then(|()| decoder.info()) else {
+        return Ok(None);
+    };
+    check_dimensions(u32::from(info.width), u32::from(info.height), limits)?;
+    if u32::from(info.width.max(info.height)) < longest.saturating_mul(2) {
+        return Ok(None);
+    }
+    let pixel_format = info.pixel_format;
+    if !matches!(
+        pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return Ok(None);
+    }
+    let request = u16::try_from(longest).unwrap_or(u16::MAX);
+    let Ok((width, height)) = decoder.scale(request, request) else {
+        return Ok(None);
+    };
+    let Ok(pixels) = decoder.decode() else {
+        return Ok(None);
+    };
+    let (width, height) = (u32::from(width), u32::from(height));
+    let image = match pixel_format {
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
+        }
+        _ => RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8),
+    };
+    let Some(mut image) = image else {
+        return Ok(None);
+    };
+    let orientation = decoder
+        .exif_data()
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    image.apply_orientation(orientation);
+    Ok(Some(image.to_rgb8()))
+}
+
+/// The upload's format, once its size and magic bytes pass.
+fn accepted_format(bytes: &[u8], limits: &MediaLimits) -> Result<ImageFormat, MediaError> {
     if bytes.is_empty() {
         return Err(MediaError::Empty);
     }
@@ -77,15 +144,11 @@ pub fn decode(bytes: &[u8], limits: &MediaLimits) -> Result<RgbImage, MediaError
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
         return Err(MediaError::UnsupportedFormat);
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decoder_limits = Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_side);
-    decoder_limits.max_image_height = Some(limits.max_side);
-    decoder_limits.max_alloc = Some(limits.max_pixels * 8);
-    reader.limits(decoder_limits);
-    let mut decoder = reader.into_decoder().map_err(corrupt_or_limit)?;
-    // The header alone decides whether the pixels may be decoded (decompression bombs stop here).
-    let (width, height) = decoder.dimensions();
+    Ok(format)
+}
+
+/// The header alone decides whether the pixels may be decoded (decompression bombs stop here).
+fn check_dimensions(width: u32, height: u32, limits: &MediaLimits) -> Result<(), MediaError> {
     if width == 0 || height == 0 {
         return Err(MediaError::ZeroSized);
     }
@@ -97,6 +160,19 @@ pub fn decode(bytes: &[u8], limits: &MediaLimits) -> Result<RgbImage, MediaError
             max_pixels: limits.max_pixels,
         });
     }
+    Ok(())
+}
+
+fn decode_whole(bytes: &[u8], format: ImageFormat, limits: &MediaLimits) -> Result<RgbImage, MediaError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_pixels * 8);
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt_or_limit)?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
     let orientation = decoder.orientation().map_err(corrupt_or_limit)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt_or_limit)?;
     image.apply_orientation(orientation);
@@ -379,6 +455,86 @@ mod tests {
                 image.get_pixel(20, 15)
             );
         }
+    }
+
+    #[test]
+    fn a_large_jpeg_decodes_scaled_with_its_orientation() {
+        // 40x20 stored, orientation 6: for a longest side of 16 it decodes at 1/2 (20x10) and
+        // turns upright (10x20), the red band still on the right.
+        let image = decode_for_size(&fixture("exif_orientation_6.jpg"), &MediaLimits::default(), 16).expect("decodes");
+        assert_eq!(image.dimensions(), (10, 20));
+        assert!(
+            is_near(*image.get_pixel(9, 10), [255, 0, 0]),
+            "{:?}",
+            image.get_pixel(9, 10)
+        );
+        assert!(
+            is_near(*image.get_pixel(0, 10), [0, 0, 255]),
+            "{:?}",
+            image.get_pixel(0, 10)
+        );
+    }
+
+    #[test]
+    fn a_scaled_jpeg_decode_fits_to_what_the_whole_decode_fits_to() {
+        let photo = RgbImage::from_fn(1200, 800, |x, y| {
+            let wave = ((f64::from(x) / 37.0).sin() * 60.0 + (f64::from(y) / 23.0).cos() * 60.0) as i32;
+            image::Rgb([(x / 5) as u8, (y / 4) as u8, (128 + wave).clamp(0, 255) as u8])
+        });
+        let jpeg = encode(&photo, OutputFormat::Jpeg).expect("encode");
+        let limits = MediaLimits::default();
+        let scaled = fit(&decode_for_size(&jpeg, &limits, 256).expect("scaled"), 256, 8);
+        let whole = fit(&decode(&jpeg, &limits).expect("whole"), 256, 8);
+        assert_eq!(scaled.dimensions(), whole.dimensions());
+        let mean_abs_diff = scaled
+            .as_raw()
+            .iter()
+            .zip(whole.as_raw())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / scaled.as_raw().len() as f64;
+        assert!(mean_abs_diff < 2.0, "mean abs difference {mean_abs_diff}");
+    }
+
+    #[test]
+    fn a_jpeg_the_scaled_decoder_skips_still_decodes_whole() {
+        // CMYK goes to the whole decode; so does a JPEG under twice the size.
+        let limits = MediaLimits::default();
+        let cmyk = decode_for_size(&fixture("cmyk.jpg"), &limits, 8).expect("cmyk");
+        assert_eq!(cmyk.dimensions(), (48, 32));
+        assert!(
+            is_near(*cmyk.get_pixel(6, 16), [255, 0, 0]),
+            "{:?}",
+            cmyk.get_pixel(6, 16)
+        );
+        let small = decode_for_size(&fixture("exif_orientation_6.jpg"), &limits, 21).expect("small");
+        assert_eq!(small.dimensions(), (20, 40));
+    }
+
+    #[test]
+    fn a_scaled_decode_keeps_the_limits_and_error_codes() {
+        let limits = MediaLimits {
+            max_pixels: 100,
+            ..MediaLimits::default()
+        };
+        let refused = decode_for_size(&fixture("exif_orientation_6.jpg"), &limits, 8);
+        assert!(
+            matches!(
+                refused,
+                Err(MediaError::TooManyPixels {
+                    width: 40,
+                    height: 20,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let jpeg = fixture("exif_orientation_6.jpg");
+        let truncated = decode_for_size(&jpeg[..jpeg.len() / 2], &MediaLimits::default(), 8);
+        assert_eq!(
+            truncated.map(|i| i.dimensions()),
+            decode(&jpeg[..jpeg.len() / 2], &MediaLimits::default()).map(|i| i.dimensions())
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use ndarray::ArrayD;
 use stylecast::config::Settings;
-use stylecast::generate::engine::{build_session, run_session};
+use stylecast::generate::engine::{build_session, run_session, DevicePolicy};
 use stylecast::generate::manifest::Manifest;
 use stylecast::generate::models::Models;
 use stylecast::media;
@@ -56,6 +56,12 @@ struct Args {
     /// Overrides generate.square_frames: `never`, `always` or `gpu`.
     #[arg(long)]
     square_frames: Option<String>,
+    /// JPEG photos whose decode to time whole and scaled for each size (the last table).
+    #[arg(long, value_delimiter = ',')]
+    jpegs: Vec<String>,
+    /// Overrides generate.dynamic_batching: `never`, `always` or `gpu`.
+    #[arg(long)]
+    dynamic_batching: Option<String>,
     /// In process: every other request sends the photo turned 90° (portrait), so the
     /// generator sees two aspect ratios in turn.
     #[arg(long)]
@@ -68,14 +74,14 @@ async fn main() -> anyhow::Result<()> {
     if args.in_process {
         return in_process(&args).await;
     }
-    let generator = args.generator.clone();
-    let most = args.concurrency.iter().copied().max().unwrap_or(1);
+    let mut overridden = Settings::load(None)?;
+    apply_overrides(&mut overridden, &args)?;
     let app = BenchApp::start(&args.server, "gen", move |settings| {
-        settings.onnx.generator = generator;
-        // One key drives the whole load, and every request must fit the queue: this
-        // measures throughput, not the per-key rate limit or overload (both 429).
+        settings.onnx.generator = overridden.onnx.generator;
+        settings.generate = overridden.generate;
+        // One key drives the whole load: this measures throughput, not the per-key rate
+        // limit (429).
         settings.auth.rate_limit_per_sec = 0;
-        settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
     })
     .await?;
     app.add_influencers(&["noir_nadia", "neon_nova"]).await?;
@@ -89,9 +95,9 @@ async fn main() -> anyhow::Result<()> {
     let (models, _) = load_models(&settings);
     let models = models.context("models unavailable")?;
 
-    println!("generator: {}", models.backend.as_str());
-    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("{}", describe(&settings, &models));
+    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut request_number = 0usize;
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
@@ -101,12 +107,20 @@ async fn main() -> anyhow::Result<()> {
         // padded to 384²).
         let inputs = models.prepare(&content, &code)?.inputs;
         let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
+        let pool_rate = bare_pool_rate(&settings, &models, &inputs, args.requests.div_ceil(2))?;
+        let mut paired = bare_session(&settings, &models, std::slice::from_ref(&inputs))?;
 
         for &concurrency in &args.concurrency {
             let first = request_number;
             request_number += args.requests.div_ceil(concurrency) * concurrency;
             let (client, base, key, photo) = (client.clone(), base.clone(), key.clone(), photo.clone());
-            let (latencies, wall) = drive(concurrency, args.requests, move |n| {
+            let bare = BareRun {
+                session: &mut paired,
+                models: &models,
+                inputs: &inputs,
+                fallback_ms: bare_ms,
+            };
+            let phase = load_phase(concurrency, args.requests, bare, move |n| {
                 // Bytes after the PNG's end make each photo distinct to the cache and change no
                 // pixel.
                 let mut distinct = photo.clone();
@@ -129,18 +143,20 @@ async fn main() -> anyhow::Result<()> {
                 }
             })
             .await?;
-            let p50 = percentile(&latencies, 0.5);
+            let (latencies, rate, bare_ms) = (&phase.latencies, phase.rate, phase.bare_ms);
+            let p50 = percentile(latencies, 0.5);
             println!(
-                "| {size}² | {concurrency} | {} | {p50:.0} | {:.0} | {:.2} | {bare_ms:.0} | {:.2} |",
+                "| {size}² | {concurrency} | {} | {p50:.0} | {:.0} | {rate:.2} | {bare_ms:.0} | {:.2} | {pool_rate:.1} | {:.2} |",
                 latencies.len(),
-                percentile(&latencies, 0.99),
-                latencies.len() as f64 / wall,
-                p50 / bare_ms
+                percentile(latencies, 0.99),
+                p50 / bare_ms,
+                pool_rate / rate
             );
         }
     }
     hit_path(&client, &base, &key, &photo, args.requests).await?;
     stage_table(&photo, &args.sizes)?;
+    jpeg_table(&args.jpegs, &args.sizes)?;
     app.stop().await
 }
 
@@ -152,21 +168,65 @@ fn bare_session_ms(settings: &Settings, models: &Models, inputs: &[ArrayD<f32>],
 /// Seconds for `runs` runs of one generator session (built as the engine builds them), taking
 /// the input sets in turn, after one warm-up run of each.
 fn bare_runs(settings: &Settings, models: &Models, sets: &[Vec<ArrayD<f32>>], runs: usize) -> anyhow::Result<f64> {
+    let mut session = bare_session(settings, models, sets)?;
+    let started = Instant::now();
+    run_sets(&mut session, models, sets, runs)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Images/s of as many bare sessions as the engine runs (`generate.sessions`), all at once,
+/// each on its own thread doing `runs` batch-1 runs: the throughput the render path would have
+/// if nothing but the sessions used the CPU. The concurrent figures are compared with it.
+fn bare_pool_rate(settings: &Settings, models: &Models, inputs: &[ArrayD<f32>], runs: usize) -> anyhow::Result<f64> {
+    let sets = [inputs.to_vec()];
+    let sessions = (0..settings.generate.sessions.max(1))
+        .map(|_| bare_session(settings, models, &sets))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let count = sessions.len();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = sessions
+            .into_iter()
+            .map(|mut session| {
+                let sets = &sets;
+                scope.spawn(move || run_sets(&mut session, models, sets, runs))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .try_for_each(|thread| thread.join().map_err(|_| anyhow::anyhow!("a bare session panicked"))?)
+    })?;
+    Ok((count * runs) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One generator session built as the engine builds them, warmed up with one run of each set.
+fn bare_session(
+    settings: &Settings,
+    models: &Models,
+    sets: &[Vec<ArrayD<f32>>],
+) -> anyhow::Result<ort::session::Session> {
     let runtime = stylecast::onnx_runtime::runtime(&settings.onnx.library_path)
         .map_err(|status| anyhow::anyhow!("ONNX Runtime: {status:?}"))?;
     let manifest = Manifest::load(&settings.onnx.model_dir)?;
     let (path, _) = manifest.verified_file(&models.generator.name)?;
     let (mut session, _) =
         build_session(runtime, &path, &settings.generate.engine_config()).map_err(|e| anyhow::anyhow!(e))?;
+    run_sets(&mut session, models, sets, sets.len())?;
+    Ok(session)
+}
+
+/// `runs` runs of `session`, taking the input sets in turn.
+fn run_sets(
+    session: &mut ort::session::Session,
+    models: &Models,
+    sets: &[Vec<ArrayD<f32>>],
+    runs: usize,
+) -> anyhow::Result<()> {
     let outputs = &models.generator.output_names;
-    for inputs in sets {
-        run_session(&mut session, outputs, inputs.clone()).map_err(|e| anyhow::anyhow!(e))?;
-    }
-    let started = Instant::now();
     for inputs in sets.iter().cycle().take(runs) {
-        run_session(&mut session, outputs, inputs.clone()).map_err(|e| anyhow::anyhow!(e))?;
+        run_session(session, outputs, inputs.clone()).map_err(|e| anyhow::anyhow!(e))?;
     }
-    Ok(started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 /// Each input repeated `rows` times along the batch axis.
@@ -204,7 +264,7 @@ fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
         let marked = xmp::insert(png.clone(), media::OutputFormat::Png, stamped.dimensions(), &packet)?;
         let row = [
             median_ms(|| Sha256::digest(photo)),
-            median_ms(|| media::decode(photo, &limits)),
+            median_ms(|| media::decode_for_size(photo, &limits, size)),
             median_ms(|| media::fit(&decoded, size, 8)),
             median_ms(|| to_tensor(&content)),
             median_ms(|| from_tensor(&tensor)),
@@ -215,6 +275,34 @@ fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
         ];
         let cells: Vec<String> = row.iter().map(|ms| format!("{ms:.2}")).collect();
         println!("| {size} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
+/// Each JPEG decoded whole (then fitted) against decoded at the DCT scale the size allows
+/// (then fitted): what `media::decode_for_size` saves on a large upload.
+fn jpeg_table(jpegs: &[String], sizes: &[u32]) -> anyhow::Result<()> {
+    if jpegs.is_empty() {
+        return Ok(());
+    }
+    println!("| JPEG | pixels | size | decoded for size | whole + fit ms | for size + fit ms | whole / for size |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let limits = media::MediaLimits::default();
+    for path in jpegs {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        let (width, height) = media::decode(&bytes, &limits)?.dimensions();
+        let name = std::path::Path::new(path)
+            .file_name()
+            .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
+        for &size in sizes {
+            let (sw, sh) = media::decode_for_size(&bytes, &limits, size)?.dimensions();
+            let whole = median_ms(|| media::decode(&bytes, &limits).map(|i| media::fit(&i, size, 8)));
+            let scaled = median_ms(|| media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, 8)));
+            println!(
+                "| {name} | {width}×{height} | {size} | {sw}×{sh} | {whole:.2} | {scaled:.2} | {:.2} |",
+                whole / scaled
+            );
+        }
     }
     Ok(())
 }
@@ -275,10 +363,9 @@ async fn hit_path(
     Ok(())
 }
 
-/// The render path alone, at each size and concurrency, next to the bare session at batch 1
-/// and at batch 8 (what a GPU gains from batching).
-async fn in_process(args: &Args) -> anyhow::Result<()> {
-    let mut settings = Settings::load(None)?;
+/// The command line's generator and engine settings; and a queue every concurrent request
+/// fits, since this measures throughput, not overload (429).
+fn apply_overrides(settings: &mut Settings, args: &Args) -> anyhow::Result<()> {
     settings.onnx.generator = args.generator.clone();
     if let Some(max_batch) = args.max_batch {
         settings.generate.max_batch = max_batch;
@@ -287,12 +374,42 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
         settings.generate.memory_pattern = memory_pattern;
     }
     if let Some(policy) = &args.square_frames {
-        settings.generate.square_frames = serde_json::from_value(serde_json::json!(policy))
-            .with_context(|| format!("--square-frames {policy}: use never, always or gpu"))?;
+        settings.generate.square_frames = device_policy("--square-frames", policy)?;
     }
-    // Every concurrent request must fit the queue: this measures throughput, not overload.
+    if let Some(policy) = &args.dynamic_batching {
+        settings.generate.dynamic_batching = device_policy("--dynamic-batching", policy)?;
+    }
     let most = args.concurrency.iter().copied().max().unwrap_or(1);
     settings.generate.queue_capacity = settings.generate.queue_capacity.max(most);
+    Ok(())
+}
+
+/// The generator and the serving settings a run used.
+fn describe(settings: &Settings, models: &Models) -> String {
+    let generate = &settings.generate;
+    format!(
+        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}, dynamic batching {:?}, memory pattern {}, square frames {:?}",
+        models.backend.as_str(),
+        models.generator.provider,
+        generate.sessions,
+        generate.intra_threads,
+        generate.max_batch,
+        generate.dynamic_batching,
+        generate.memory_pattern,
+        generate.square_frames,
+    )
+}
+
+fn device_policy(flag: &str, policy: &str) -> anyhow::Result<DevicePolicy> {
+    serde_json::from_value(serde_json::json!(policy))
+        .with_context(|| format!("{flag} {policy}: use never, always or gpu"))
+}
+
+/// The render path alone, at each size and concurrency, next to the bare session at batch 1
+/// and at batch 8 (what a GPU gains from batching).
+async fn in_process(args: &Args) -> anyhow::Result<()> {
+    let mut settings = Settings::load(None)?;
+    apply_overrides(&mut settings, args)?;
     let photo = bytes::Bytes::from(std::fs::read(&args.photo)?);
     let photos: Vec<bytes::Bytes> = if args.mixed_shapes {
         let turned = image::imageops::rotate90(&media::decode(&photo, &media::MediaLimits::default())?);
@@ -302,19 +419,9 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     };
     let (models, status) = load_models(&settings);
     let models = models.with_context(|| format!("models unavailable: {status:?}"))?;
-    println!(
-        "generator: {}, provider: {}, sessions {} x {} threads, max batch {}, memory pattern {}, square frames {:?}, photo shapes {}",
-        models.backend.as_str(),
-        models.generator.provider,
-        settings.generate.sessions,
-        settings.generate.intra_threads,
-        settings.generate.max_batch,
-        settings.generate.memory_pattern,
-        settings.generate.square_frames,
-        photos.len()
-    );
-    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("{}, photo shapes {}", describe(&settings, &models), photos.len());
+    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
@@ -332,34 +439,99 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
         let mixed_runs = args.requests.div_ceil(10).max(4) * 4;
         let mixed_rate = (mixed_runs / 4 * 10) as f64 / bare_runs(&settings, &models, &mixed, mixed_runs)?;
+        let pool_rate = bare_pool_rate(&settings, &models, &inputs, args.requests.div_ceil(2))?;
         // Warm-up: the first run at a size sets up kernels (on a GPU, picks cuDNN algorithms).
+        let most = args.concurrency.iter().copied().max().unwrap_or(1);
         let warm_up =
             (0..most.max(2)).map(|n| render_once(models.clone(), photos[n % photos.len()].clone(), code.clone(), size));
         for result in futures_util::future::join_all(warm_up).await {
             result?;
         }
+        let mut paired = bare_session(&settings, &models, std::slice::from_ref(&inputs))?;
         for &concurrency in &args.concurrency {
+            let bare = BareRun {
+                session: &mut paired,
+                models: &models,
+                inputs: &inputs,
+                fallback_ms: bare_ms,
+            };
             let (models, photos, code) = (models.clone(), photos.clone(), code.clone());
-            let (latencies, wall) = drive(concurrency, args.requests, move |n| {
+            let phase = load_phase(concurrency, args.requests, bare, move |n| {
                 render_once(models.clone(), photos[n % photos.len()].clone(), code.clone(), size)
             })
             .await?;
-            let p50 = percentile(&latencies, 0.5);
+            let (latencies, rate, bare_ms) = (&phase.latencies, phase.rate, phase.bare_ms);
+            let p50 = percentile(latencies, 0.5);
             println!(
-                "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {:.1} | {bare_ms:.2} | {:.0} | {mixed_rate:.0} | {:.2} |",
+                "| {size}² | {concurrency} | {} | {p50:.1} | {:.1} | {rate:.1} | {bare_ms:.2} | {:.0} | {mixed_rate:.0} | {:.2} | {pool_rate:.1} | {:.2} |",
                 latencies.len(),
-                percentile(&latencies, 0.99),
-                latencies.len() as f64 / wall,
+                percentile(latencies, 0.99),
                 8000.0 / batch8_ms,
-                p50 / bare_ms
+                p50 / bare_ms,
+                pool_rate / rate
             );
         }
     }
-    stage_table(&photo, &args.sizes)
+    stage_table(&photo, &args.sizes)?;
+    jpeg_table(&args.jpegs, &args.sizes)
 }
 
 /// `requests` calls (numbered from 0) from `concurrency` tasks, each timed from its start;
 /// returns the latencies in ms, sorted, and the wall time in seconds.
+/// A bare session kept beside a load phase, to be timed between its requests.
+struct BareRun<'a> {
+    session: &'a mut ort::session::Session,
+    models: &'a Models,
+    inputs: &'a [ArrayD<f32>],
+    /// The bare figure for concurrent phases, measured before them.
+    fallback_ms: f64,
+}
+
+struct Phase {
+    /// Sorted, ms.
+    latencies: Vec<f64>,
+    rate: f64,
+    bare_ms: f64,
+}
+
+/// One load phase. At concurrency 1 each request follows one bare session run on the same
+/// input, and the bare figure is those runs' median: both are timed on the same machine
+/// state, because this VM's speed drifts by up to a third over minutes, which separate phases
+/// would turn into a false ratio. Under concurrency the bare figure is `fallback_ms`.
+async fn load_phase<F, Fut>(concurrency: usize, requests: usize, bare: BareRun<'_>, call: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    if concurrency > 1 {
+        let (latencies, wall) = drive(concurrency, requests, call).await?;
+        let rate = latencies.len() as f64 / wall;
+        return Ok(Phase {
+            latencies,
+            rate,
+            bare_ms: bare.fallback_ms,
+        });
+    }
+    let sets = [bare.inputs.to_vec()];
+    let (mut latencies, mut bare_runs) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
+    for n in 0..requests {
+        let started = Instant::now();
+        tokio::task::block_in_place(|| run_sets(bare.session, bare.models, &sets, 1))?;
+        bare_runs.push(started.elapsed().as_secs_f64() * 1000.0);
+        let sent = Instant::now();
+        call(n).await?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+    }
+    let rate = latencies.len() as f64 * 1000.0 / latencies.iter().sum::<f64>();
+    latencies.sort_by(f64::total_cmp);
+    bare_runs.sort_by(f64::total_cmp);
+    Ok(Phase {
+        latencies,
+        rate,
+        bare_ms: percentile(&bare_runs, 0.5),
+    })
+}
+
 async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> anyhow::Result<(Vec<f64>, f64)>
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,

@@ -25,6 +25,12 @@ pub struct EngineConfig {
     /// ONNX Runtime intra-op threads per session.
     pub intra_threads: usize,
     pub max_batch: usize,
+    /// When concurrent jobs share a session run (up to `max_batch`); otherwise each job runs
+    /// alone. On this 2-core CPU a batch costs more per image than single runs, and a session
+    /// busy with four images leaves the other requests' decode and encode waiting: at 256² and
+    /// concurrency 8 the render path did 36 images/s with batches of up to 4 and 56 without
+    /// (BENCHMARKS.md). On a GPU batching is where the throughput comes from.
+    pub dynamic_batching: DevicePolicy,
     pub max_wait_ms: u64,
     /// Jobs waiting beyond the ones running; more is overload (429).
     pub queue_capacity: usize,
@@ -33,26 +39,27 @@ pub struct EngineConfig {
     pub memory_pattern: bool,
     /// When to pad every batch up to `max_batch` rows: a session then always sees
     /// `max_batch` rows.
-    pub pad_batches: ShapePolicy,
+    pub pad_batches: DevicePolicy,
     /// When to run the generator on a square frame (the photo reflect-padded to its longer
     /// side, the output cropped back), so every aspect ratio shares one input shape.
-    pub square_frames: ShapePolicy,
+    pub square_frames: DevicePolicy,
 }
 
-/// When to hold a session's input shape fixed. On CUDA a session that sees a new input shape
-/// re-plans its kernels: measured on an H200, batch sizes 1–4 in turn ran at 50–79 images/s
-/// against 1,700+ at a fixed batch 8 (BENCHMARKS.md). A GPU is launch-bound at these sizes,
-/// so padding costs little there; on a CPU every padded pixel costs its full share.
+/// When a serving choice that pays on a GPU applies: batching, and holding a session's input
+/// shape fixed. On CUDA a session that sees a new input shape re-plans its kernels: measured
+/// on an H200, batch sizes 1–4 in turn ran at 50–79 images/s against 1,700+ at a fixed batch
+/// 8 (BENCHMARKS.md). A GPU is launch-bound at these sizes, so padding costs little there; on
+/// a CPU every padded pixel costs its full share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ShapePolicy {
+pub enum DevicePolicy {
     Never,
     Always,
     /// Only when the CUDA execution provider runs the session.
     Gpu,
 }
 
-impl ShapePolicy {
+impl DevicePolicy {
     pub fn applies(self, provider: &str) -> bool {
         match self {
             Self::Never => false,
@@ -123,7 +130,11 @@ impl Engine {
                     session,
                     receiver: receiver.clone(),
                     output_names: output_names.clone(),
-                    max_batch: config.max_batch.max(1),
+                    max_batch: if config.dynamic_batching.applies(provider) {
+                        config.max_batch.max(1)
+                    } else {
+                        1
+                    },
                     pad: config.pad_batches.applies(provider),
                     max_wait: Duration::from_millis(config.max_wait_ms),
                 };

@@ -33,14 +33,16 @@ pub struct GenerateSettings {
     pub sessions: usize,
     pub intra_threads: usize,
     pub max_batch: usize,
+    /// `never`, `always` or `gpu`: when concurrent requests share a session run.
+    pub dynamic_batching: super::engine::DevicePolicy,
     pub max_wait_ms: u64,
     pub queue_capacity: usize,
     /// ONNX Runtime memory-pattern planning (see `engine::EngineConfig`).
     pub memory_pattern: bool,
-    /// `never`, `always` or `gpu`: when batches are padded to max_batch (engine::ShapePolicy).
-    pub pad_batches: super::engine::ShapePolicy,
+    /// `never`, `always` or `gpu`: when batches are padded to max_batch (engine::DevicePolicy).
+    pub pad_batches: super::engine::DevicePolicy,
     /// `never`, `always` or `gpu`: when the generator runs on a square frame.
-    pub square_frames: super::engine::ShapePolicy,
+    pub square_frames: super::engine::DevicePolicy,
 }
 
 impl GenerateSettings {
@@ -50,6 +52,7 @@ impl GenerateSettings {
             sessions: self.sessions,
             intra_threads: self.intra_threads,
             max_batch: self.max_batch,
+            dynamic_batching: self.dynamic_batching,
             max_wait_ms: self.max_wait_ms,
             queue_capacity: self.queue_capacity,
             memory_pattern: self.memory_pattern,
@@ -355,10 +358,11 @@ pub async fn render(
     mark: Mark,
 ) -> Result<Bytes, AppError> {
     let Photo { bytes, limits, size } = photo;
-    let content: RgbImage =
-        tokio::task::spawn_blocking(move || media::decode(&bytes, &limits).map(|i| media::fit(&i, size, 8)))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+    let content: RgbImage = tokio::task::spawn_blocking(move || {
+        media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, 8))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
     let s = strength;
     if s == 0.0 {
         return encode(move || content, format, mark).await;

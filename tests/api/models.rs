@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::read_npy;
-use stylecast::generate::engine::{Engine, EngineConfig, EngineError, ShapePolicy};
+use stylecast::generate::engine::{DevicePolicy, Engine, EngineConfig, EngineError};
 use stylecast::generate::manifest::Manifest;
 use stylecast::generate::models::Models;
 use stylecast::media;
@@ -26,11 +26,13 @@ fn config(max_batch: usize, max_wait_ms: u64, queue_capacity: usize) -> EngineCo
         sessions: 1,
         intra_threads: 2,
         max_batch,
+        // The batcher is what these tests exercise; the service batches only on a GPU.
+        dynamic_batching: DevicePolicy::Always,
         max_wait_ms,
         queue_capacity,
         memory_pattern: true,
-        pad_batches: ShapePolicy::Never,
-        square_frames: ShapePolicy::Never,
+        pad_batches: DevicePolicy::Never,
+        square_frames: DevicePolicy::Never,
     }
 }
 
@@ -123,7 +125,7 @@ async fn padded_batches_hand_back_only_the_requests_rows() {
     let padded = engine(
         "generator",
         &EngineConfig {
-            pad_batches: ShapePolicy::Always,
+            pad_batches: DevicePolicy::Always,
             ..config(4, 0, 4)
         },
     );
@@ -149,7 +151,7 @@ async fn square_frames_keep_the_photos_size_and_stay_close_to_the_unframed_outpu
         };
         Models::load(&settings.onnx.library_path, Path::new("onnx"), "stylecast", &config).expect("models")
     };
-    let (plain, framed) = (models(ShapePolicy::Never), models(ShapePolicy::Always));
+    let (plain, framed) = (models(DevicePolicy::Never), models(DevicePolicy::Always));
     let bytes = std::fs::read("onnx/styles/content_full/coffee.png").expect("coffee.png; run onnx/check.sh");
     let content = media::fit(
         &media::decode(&bytes, &media::MediaLimits::default()).expect("decode"),
