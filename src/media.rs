@@ -77,7 +77,10 @@ pub fn decode(bytes: &[u8], limits: &MediaLimits) -> Result<RgbImage, MediaError
 pub fn decode_for_size(bytes: &[u8], limits: &MediaLimits, longest: u32) -> Result<RgbImage, MediaError> {
     let format = accepted_format(bytes, limits)?;
     if format == ImageFormat::Jpeg {
-        if let Some(image) = decode_jpeg_scaled(bytes, limits, longest)? {
+        // A panic in the second decoder on a hostile file must not become a 500: the whole
+        // decode then judges the file.
+        let scaled = std::panic::catch_unwind(|| decode_jpeg_scaled(bytes, limits, longest)).unwrap_or(Ok(None));
+        if let Some(image) = scaled? {
             return Ok(image);
         }
     }
