@@ -28,8 +28,8 @@ pub struct EngineConfig {
     /// When concurrent jobs share a session run (up to `max_batch`); otherwise each job runs
     /// alone. On this 2-core CPU a batch costs more per image than single runs, and a session
     /// busy with four images leaves the other requests' decode and encode waiting: at 256² and
-    /// concurrency 8 the render path did 36 images/s with batches of up to 4 and 56 without
-    /// (BENCHMARKS.md). On a GPU batching is where the throughput comes from.
+    /// concurrency 8 the render path did a median 34 images/s with batches of up to 4 and 45
+    /// without (BENCHMARKS.md). On a GPU batching is where the throughput comes from.
     pub dynamic_batching: DevicePolicy,
     pub max_wait_ms: u64,
     /// Jobs waiting beyond the ones running; more is overload (429).
