@@ -418,21 +418,18 @@ mod tests {
         pixel.0.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 40)
     }
 
+    fn assert_near(image: &RgbImage, (x, y): (u32, u32), rgb: [u8; 3]) {
+        let pixel = *image.get_pixel(x, y);
+        assert!(is_near(pixel, rgb), "pixel ({x}, {y}) is {pixel:?}, not near {rgb:?}");
+    }
+
     #[test]
     fn a_cmyk_jpeg_decodes_to_the_right_colours() {
         // Made by Pillow: left half CMYK (0, 255, 255, 0) = red, right half (255, 255, 0, 0) = blue.
         let image = decode(&fixture("cmyk.jpg"), &MediaLimits::default()).expect("decodes");
         assert_eq!(image.dimensions(), (48, 32));
-        assert!(
-            is_near(*image.get_pixel(6, 16), [255, 0, 0]),
-            "{:?}",
-            image.get_pixel(6, 16)
-        );
-        assert!(
-            is_near(*image.get_pixel(42, 16), [0, 0, 255]),
-            "{:?}",
-            image.get_pixel(42, 16)
-        );
+        assert_near(&image, (6, 16), [255, 0, 0]);
+        assert_near(&image, (42, 16), [0, 0, 255]);
     }
 
     #[test]
@@ -466,16 +463,8 @@ mod tests {
         // turns upright (10x20), the red band still on the right.
         let image = decode_for_size(&fixture("exif_orientation_6.jpg"), &MediaLimits::default(), 16).expect("decodes");
         assert_eq!(image.dimensions(), (10, 20));
-        assert!(
-            is_near(*image.get_pixel(9, 10), [255, 0, 0]),
-            "{:?}",
-            image.get_pixel(9, 10)
-        );
-        assert!(
-            is_near(*image.get_pixel(0, 10), [0, 0, 255]),
-            "{:?}",
-            image.get_pixel(0, 10)
-        );
+        assert_near(&image, (9, 10), [255, 0, 0]);
+        assert_near(&image, (0, 10), [0, 0, 255]);
     }
 
     #[test]
@@ -505,11 +494,7 @@ mod tests {
         let limits = MediaLimits::default();
         let cmyk = decode_for_size(&fixture("cmyk.jpg"), &limits, 8).expect("cmyk");
         assert_eq!(cmyk.dimensions(), (48, 32));
-        assert!(
-            is_near(*cmyk.get_pixel(6, 16), [255, 0, 0]),
-            "{:?}",
-            cmyk.get_pixel(6, 16)
-        );
+        assert_near(&cmyk, (6, 16), [255, 0, 0]);
         let small = decode_for_size(&fixture("exif_orientation_6.jpg"), &limits, 21).expect("small");
         assert_eq!(small.dimensions(), (20, 40));
     }
@@ -546,15 +531,7 @@ mod tests {
         // upright it is 20x40 with the band on the right.
         let image = decode(&fixture("exif_orientation_6.jpg"), &MediaLimits::default()).expect("decodes");
         assert_eq!(image.dimensions(), (20, 40));
-        assert!(
-            is_near(*image.get_pixel(18, 20), [255, 0, 0]),
-            "{:?}",
-            image.get_pixel(18, 20)
-        );
-        assert!(
-            is_near(*image.get_pixel(2, 20), [0, 0, 255]),
-            "{:?}",
-            image.get_pixel(2, 20)
-        );
+        assert_near(&image, (18, 20), [255, 0, 0]);
+        assert_near(&image, (2, 20), [0, 0, 255]);
     }
 }

@@ -1,15 +1,20 @@
 //! Model serving: sessions created once, each on a dedicated thread, fed by one bounded
-//! queue. A worker takes a job, adds what is already queued with the same input shapes and
+//! queue. A job goes straight to the idle worker that finished last, whose session's memory
+//! is still in cache; only when every worker is busy does it wait in the queue. (Handing each
+//! job to the worker idle longest, as a plain shared channel does, alternated the sessions at
+//! concurrency 1 and cost about a tenth of the latency here: BENCHMARKS.md.) A worker takes
+//! a job, adds what is already queued with the same input shapes and
 //! waits up to `max_wait` for more (up to `max_batch`), runs them as one batch and splits the outputs (Triton-style dynamic
 //! batching). A full queue is overload: callers get `Overloaded` at once, never an
 //! unbounded wait.
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use ndarray::{concatenate, ArrayD, ArrayViewD, Axis, Slice};
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
@@ -96,7 +101,29 @@ pub struct Engine {
     pub input_names: Vec<String>,
     pub output_names: Vec<String>,
     queue: Option<Sender<Job>>,
+    idle: Arc<IdleWorkers>,
     workers: Vec<JoinHandle<()>>,
+}
+
+/// Workers waiting for a job, each by a one-job channel; the last to finish is on top. The
+/// same lock covers a worker's last look at the queue before it joins the stack and a job's
+/// choice between the stack and the queue, so no job waits in the queue beside an idle worker.
+#[derive(Default)]
+struct IdleWorkers {
+    state: Mutex<IdleState>,
+}
+
+#[derive(Default)]
+struct IdleState {
+    waiting: Vec<Sender<Job>>,
+    closed: bool,
+}
+
+impl IdleWorkers {
+    fn lock(&self) -> MutexGuard<'_, IdleState> {
+        // The state is a stack of senders and a flag: a panic elsewhere cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Engine {
@@ -112,6 +139,7 @@ impl Engine {
             message,
         };
         let (sender, receiver) = bounded::<Job>(config.queue_capacity.max(1));
+        let idle = Arc::new(IdleWorkers::default());
         let mut sessions = Vec::new();
         let mut provider = "cpu";
         for _ in 0..config.sessions.max(1) {
@@ -129,6 +157,7 @@ impl Engine {
                     model: name.to_string(),
                     session,
                     receiver: receiver.clone(),
+                    idle: idle.clone(),
                     output_names: output_names.clone(),
                     max_batch: if config.dynamic_batching.applies(provider) {
                         config.max_batch.max(1)
@@ -152,6 +181,7 @@ impl Engine {
             input_names,
             output_names,
             queue: Some(sender),
+            idle,
             workers,
         })
     }
@@ -163,22 +193,39 @@ impl Engine {
             .as_ref()
             .ok_or_else(|| EngineError::Closed(self.name.clone()))?;
         let (reply, answer) = oneshot::channel();
-        match queue.try_send(Job { inputs, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                metrics::counter!("stylecast_model_overload_total", "model" => self.name.clone()).increment(1);
-                return Err(EngineError::Overloaded);
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(EngineError::Closed(self.name.clone())),
-        }
+        self.hand_over(queue, Job { inputs, reply })?;
         answer.await.map_err(|_| EngineError::Closed(self.name.clone()))?
+    }
+
+    /// To the idle worker that finished last, else into the queue; a full queue is overload.
+    fn hand_over(&self, queue: &Sender<Job>, job: Job) -> Result<(), EngineError> {
+        let mut idle = self.idle.lock();
+        match idle.waiting.pop() {
+            // The worker blocks on its one-job channel until this arrives, or has gone if the
+            // engine is closing.
+            Some(worker) => worker.send(job).map_err(|_| EngineError::Closed(self.name.clone())),
+            None => match queue.try_send(job) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    metrics::counter!("stylecast_model_overload_total", "model" => self.name.clone()).increment(1);
+                    Err(EngineError::Overloaded)
+                }
+                Err(TrySendError::Disconnected(_)) => Err(EngineError::Closed(self.name.clone())),
+            },
+        }
     }
 }
 
 impl Drop for Engine {
-    /// Closing the queue lets each worker finish its batch and exit; then join them.
+    /// Closing the queue lets each worker finish its batch and exit, and dropping the idle
+    /// workers' channels wakes them to exit; then join them.
     fn drop(&mut self) {
         self.queue.take();
+        {
+            let mut idle = self.idle.lock();
+            idle.closed = true;
+            idle.waiting.clear();
+        }
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
@@ -231,6 +278,7 @@ struct Worker {
     model: String,
     session: Session,
     receiver: Receiver<Job>,
+    idle: Arc<IdleWorkers>,
     output_names: Vec<String>,
     max_batch: usize,
     /// Pad every run to `max_batch` rows (the rows past the jobs' are dropped).
@@ -244,9 +292,9 @@ impl Worker {
         loop {
             let first = match held.take() {
                 Some(job) => job,
-                None => match self.receiver.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+                None => match self.next_job() {
+                    Some(job) => job,
+                    None => return,
                 },
             };
             let mut batch = vec![first];
@@ -264,6 +312,25 @@ impl Worker {
             metrics::histogram!("stylecast_model_batch_size", "model" => self.model.clone()).record(batch.len() as f64);
             self.run_batch(batch);
         }
+    }
+
+    /// The oldest queued job; or, with none queued, a place on the idle stack and the job
+    /// handed to this worker there. `None` once the engine is closed and the queue drained.
+    fn next_job(&self) -> Option<Job> {
+        let handed = {
+            let mut idle = self.idle.lock();
+            match self.receiver.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if idle.closed => return None,
+                Err(TryRecvError::Empty) => {
+                    let (sender, handed) = bounded::<Job>(1);
+                    idle.waiting.push(sender);
+                    handed
+                }
+            }
+        };
+        handed.recv().ok()
     }
 
     fn run_batch(&mut self, batch: Vec<Job>) {
