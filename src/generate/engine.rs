@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,6 +103,8 @@ pub struct Engine {
     pub output_names: Vec<String>,
     queue: Option<Sender<Job>>,
     idle: Arc<IdleWorkers>,
+    /// Session runs per worker, in worker order.
+    runs: Arc<[AtomicU64]>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -147,6 +150,7 @@ impl Engine {
             provider = used;
             sessions.push(session);
         }
+        let runs: Arc<[AtomicU64]> = sessions.iter().map(|_| AtomicU64::new(0)).collect();
         let input_names = sessions[0].inputs().iter().map(|i| i.name().to_string()).collect();
         let output_names: Vec<String> = sessions[0].outputs().iter().map(|o| o.name().to_string()).collect();
         let workers = sessions
@@ -158,6 +162,9 @@ impl Engine {
                     session,
                     receiver: receiver.clone(),
                     idle: idle.clone(),
+                    runs: runs.clone(),
+                    index: n,
+                    standby: None,
                     output_names: output_names.clone(),
                     max_batch: if config.dynamic_batching.applies(provider) {
                         config.max_batch.max(1)
@@ -182,8 +189,14 @@ impl Engine {
             output_names,
             queue: Some(sender),
             idle,
+            runs,
             workers,
         })
+    }
+
+    /// Session runs so far, per worker: how the load spreads over the sessions.
+    pub fn runs_per_session(&self) -> Vec<u64> {
+        self.runs.iter().map(|runs| runs.load(Ordering::Relaxed)).collect()
     }
 
     /// Runs one request (inputs in the model's input order, each with a leading batch axis).
@@ -279,6 +292,10 @@ struct Worker {
     session: Session,
     receiver: Receiver<Job>,
     idle: Arc<IdleWorkers>,
+    runs: Arc<[AtomicU64]>,
+    index: usize,
+    /// This worker's place on the idle stack, taken before its last replies went out.
+    standby: Option<Receiver<Job>>,
     output_names: Vec<String>,
     max_batch: usize,
     /// Pad every run to `max_batch` rows (the rows past the jobs' are dropped).
@@ -310,36 +327,52 @@ impl Worker {
                 }
             }
             metrics::histogram!("stylecast_model_batch_size", "model" => self.model.clone()).record(batch.len() as f64);
-            self.run_batch(batch);
+            self.run_batch(batch, held.is_some());
         }
     }
 
-    /// The oldest queued job; or, with none queued, a place on the idle stack and the job
-    /// handed to this worker there. `None` once the engine is closed and the queue drained.
-    fn next_job(&self) -> Option<Job> {
-        let handed = {
-            let mut idle = self.idle.lock();
-            match self.receiver.try_recv() {
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if idle.closed => return None,
-                Err(TryRecvError::Empty) => {
-                    let (sender, handed) = bounded::<Job>(1);
-                    idle.waiting.push(sender);
-                    handed
+    /// The job handed to this worker on the idle stack, or the oldest queued one, or, with
+    /// none queued, a place on the idle stack and the job handed there. `None` once the engine
+    /// is closed and the queue drained.
+    fn next_job(&mut self) -> Option<Job> {
+        let handed = match self.standby.take() {
+            Some(handed) => handed,
+            None => {
+                let mut idle = self.idle.lock();
+                match self.receiver.try_recv() {
+                    Ok(job) => return Some(job),
+                    Err(TryRecvError::Disconnected) => return None,
+                    Err(TryRecvError::Empty) if idle.closed => return None,
+                    Err(TryRecvError::Empty) => join_idle(&mut idle),
                 }
             }
         };
         handed.recv().ok()
     }
 
-    fn run_batch(&mut self, batch: Vec<Job>) {
+    /// Joins the idle stack before the replies go out, when nothing is queued, so that a
+    /// caller's next request finds this worker on top rather than the one idle longest.
+    fn stand_by(&mut self) {
+        let mut idle = self.idle.lock();
+        if !idle.closed && self.receiver.is_empty() {
+            self.standby = Some(join_idle(&mut idle));
+        }
+    }
+
+    /// Runs one batch and replies; `held_next` says the worker already has its next job.
+    fn run_batch(&mut self, batch: Vec<Job>, held_next: bool) {
         let rows: Vec<usize> = batch
             .iter()
             .map(|job| job.inputs.first().map_or(0, |a| a.shape()[0]))
             .collect();
         let started = Instant::now();
         let outputs = self.infer(&batch);
+        if let Some(runs) = self.runs.get(self.index) {
+            runs.fetch_add(1, Ordering::Relaxed);
+        }
+        if !held_next {
+            self.stand_by();
+        }
         metrics::histogram!("stylecast_model_run_seconds", "model" => self.model.clone())
             .record(started.elapsed().as_secs_f64());
         match outputs {
@@ -412,6 +445,13 @@ pub fn run_session(
                 .map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// A place on the idle stack: the one-job channel a job will be handed to this worker by.
+fn join_idle(idle: &mut IdleState) -> Receiver<Job> {
+    let (sender, handed) = bounded::<Job>(1);
+    idle.waiting.push(sender);
+    handed
 }
 
 fn same_shapes(a: &Job, b: &Job) -> bool {

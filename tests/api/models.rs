@@ -178,6 +178,36 @@ async fn square_frames_keep_the_photos_size_and_stay_close_to_the_unframed_outpu
 }
 
 #[tokio::test]
+async fn one_request_at_a_time_stays_on_the_session_that_ran_last() {
+    let two_sessions = EngineConfig {
+        sessions: 2,
+        intra_threads: 1,
+        ..config(1, 0, 8)
+    };
+    let generator = engine("generator", &two_sessions);
+    // Both workers reach the idle stack; which of them is on top is a matter of thread start.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let inputs = vec![golden("generator_content"), golden("generator_style")];
+    for _ in 0..6 {
+        generator.run(inputs.clone()).await.expect("run");
+    }
+    let mut runs = generator.runs_per_session();
+    runs.sort_unstable();
+    // A plain shared channel wakes the worker idle longest, which alternates: [3, 3].
+    assert_eq!(runs, vec![0, 6], "sequential runs were spread over the sessions");
+
+    // Two at once still use both.
+    let (a, b) = tokio::join!(generator.run(inputs.clone()), generator.run(inputs.clone()));
+    a.expect("first");
+    b.expect("second");
+    assert!(
+        generator.runs_per_session().iter().all(|&n| n > 0),
+        "{:?}",
+        generator.runs_per_session()
+    );
+}
+
+#[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once() {
     let generator = Arc::new(engine("generator", &config(1, 0, 1)));
     let content = ArrayD::<f32>::zeros(IxDyn(&[1, 3, 256, 256]));
