@@ -1,9 +1,10 @@
 //! Model serving: sessions created once, each on a dedicated thread, fed by one bounded
 //! queue. A job goes straight to the idle worker that finished last, whose session's memory
-//! is still in cache; only when every worker is busy does it wait in the queue. (Handing each
-//! job to the worker idle longest, as a plain shared channel does, alternated the sessions at
-//! concurrency 1: p50 42.8 against 40.3 ms at 256², BENCHMARKS.md.) A worker takes
-//! a job, adds what is already queued with the same input shapes and
+//! is still in cache; only when every worker is busy does it wait in the queue. (A plain
+//! shared channel hands each job to the worker idle longest, which alternates the sessions
+//! at concurrency 1; the gain measured here is a few percent, within this machine's drift:
+//! BENCHMARKS.md.) A worker takes a job, adds what is already queued with the same input
+//! shapes and
 //! waits up to `max_wait` for more (up to `max_batch`), runs them as one batch and splits the outputs (Triton-style dynamic
 //! batching). A full queue is overload: callers get `Overloaded` at once, never an
 //! unbounded wait.
