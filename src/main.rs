@@ -263,6 +263,7 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
     let generated = pipeline
         .generate(GenerateRequest {
             photo: photo.into(),
+            photo_sha256: None,
             user: args.user.clone(),
             choice,
             strength: args.strength,

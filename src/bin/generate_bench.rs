@@ -17,6 +17,7 @@ use stylecast::config::Settings;
 use stylecast::generate::engine::{build_session, run_session, DevicePolicy};
 use stylecast::generate::manifest::Manifest;
 use stylecast::generate::models::Models;
+use stylecast::generate::timing;
 use stylecast::media;
 use stylecast::startup::load_models;
 
@@ -99,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut request_number = 0usize;
+    let mut summaries = Vec::new();
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
         let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
@@ -138,8 +140,14 @@ async fn main() -> anyhow::Result<()> {
                     let response = request.send().await?;
                     anyhow::ensure!(response.status().is_success(), "generate failed: {}", response.status());
                     anyhow::ensure!(response.headers()["x-cache"] == "miss", "cache hit in a benchmark");
+                    let stages = response
+                        .headers()
+                        .get("server-timing")
+                        .and_then(|value| value.to_str().ok())
+                        .map(timing::parse_header)
+                        .unwrap_or_default();
                     response.bytes().await?;
-                    Ok(())
+                    Ok(stages)
                 }
             })
             .await?;
@@ -152,12 +160,23 @@ async fn main() -> anyhow::Result<()> {
                 p50 / bare_ms,
                 pool_rate / rate
             );
+            summaries.push(format!("{size}², concurrency {concurrency}: {}", phase.stage_summary()));
         }
     }
+    print_summaries(&summaries);
     hit_path(&client, &base, &key, &photo, args.requests).await?;
     stage_table(&photo, &args.sizes)?;
     jpeg_table(&args.jpegs, &args.sizes)?;
     app.stop().await
+}
+
+/// Each phase's stage medians (from `Server-Timing`, or the in-process render's own times).
+fn print_summaries(summaries: &[String]) {
+    println!();
+    println!("Stage medians, ms:");
+    for summary in summaries {
+        println!("- {summary}");
+    }
 }
 
 /// Mean milliseconds of one generator session run on `inputs`, after a warm-up run.
@@ -423,6 +442,7 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
+    let mut summaries = Vec::new();
     for &size in &args.sizes {
         let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
         let inputs = models.prepare(&content, &code)?.inputs;
@@ -470,14 +490,14 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
                 p50 / bare_ms,
                 pool_rate / rate
             );
+            summaries.push(format!("{size}², concurrency {concurrency}: {}", phase.stage_summary()));
         }
     }
+    print_summaries(&summaries);
     stage_table(&photo, &args.sizes)?;
     jpeg_table(&args.jpegs, &args.sizes)
 }
 
-/// `requests` calls (numbered from 0) from `concurrency` tasks, each timed from its start;
-/// returns the latencies in ms, sorted, and the wall time in seconds.
 /// A bare session kept beside a load phase, to be timed between its requests.
 struct BareRun<'a> {
     session: &'a mut ort::session::Session,
@@ -492,6 +512,83 @@ struct Phase {
     latencies: Vec<f64>,
     rate: f64,
     bare_ms: f64,
+    samples: Vec<Sample>,
+}
+
+/// Stage → ms, as the service's `Server-Timing` header gives them (or the in-process render's
+/// own stage times).
+type Stages = Vec<(String, f64)>;
+
+/// One request: its latency as the client saw it, and the stages inside.
+struct Sample {
+    latency_ms: f64,
+    stages: Stages,
+}
+
+impl Phase {
+    fn new(samples: Vec<Sample>, rate: f64, bare_ms: f64) -> Self {
+        let mut latencies: Vec<f64> = samples.iter().map(|s| s.latency_ms).collect();
+        latencies.sort_by(f64::total_cmp);
+        Self {
+            latencies,
+            rate,
+            bare_ms,
+            samples,
+        }
+    }
+
+    /// Median ms of each stage, the median of latency minus the service's total (HTTP and the
+    /// client), and the median over requests of latency ÷ that request's own session run: the
+    /// overhead ratio paired within each request, which no drift of the machine can skew.
+    fn stage_summary(&self) -> String {
+        let median_of = |values: Vec<f64>| {
+            let mut values = values;
+            values.sort_by(f64::total_cmp);
+            percentile(&values, 0.5)
+        };
+        let stage = |sample: &Sample, name: &str| sample.stages.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms);
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _) in self.samples.iter().flat_map(|s| &s.stages) {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        let mut cells: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let ms = median_of(self.samples.iter().filter_map(|s| stage(s, name)).collect());
+                format!("{name} {ms:.2}")
+            })
+            .collect();
+        let outside: Vec<f64> = self
+            .samples
+            .iter()
+            .filter_map(|s| stage(s, "total").map(|total| s.latency_ms - total))
+            .collect();
+        if !outside.is_empty() {
+            cells.push(format!("latency − total {:.2}", median_of(outside)));
+        }
+        let unstaged: Vec<f64> = self
+            .samples
+            .iter()
+            .filter_map(|s| {
+                let staged: f64 = s.stages.iter().filter(|(n, _)| n != "total").map(|(_, ms)| ms).sum();
+                stage(s, "total").map(|total| total - staged)
+            })
+            .collect();
+        if !unstaged.is_empty() {
+            cells.push(format!("total − stages {:.2}", median_of(unstaged)));
+        }
+        let ratios: Vec<f64> = self
+            .samples
+            .iter()
+            .filter_map(|s| stage(s, "model").map(|model| s.latency_ms / model))
+            .collect();
+        if !ratios.is_empty() {
+            cells.push(format!("latency / own session run {:.3}", median_of(ratios)));
+        }
+        cells.join(" · ")
+    }
 }
 
 /// One load phase. At concurrency 1 each request follows one bare session run on the same
@@ -501,41 +598,37 @@ struct Phase {
 async fn load_phase<F, Fut>(concurrency: usize, requests: usize, bare: BareRun<'_>, call: F) -> anyhow::Result<Phase>
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    Fut: std::future::Future<Output = anyhow::Result<Stages>> + Send,
 {
     if concurrency > 1 {
-        let (latencies, wall) = drive(concurrency, requests, call).await?;
-        let rate = latencies.len() as f64 / wall;
-        return Ok(Phase {
-            latencies,
-            rate,
-            bare_ms: bare.fallback_ms,
-        });
+        let (samples, wall) = drive(concurrency, requests, call).await?;
+        let rate = samples.len() as f64 / wall;
+        return Ok(Phase::new(samples, rate, bare.fallback_ms));
     }
     let sets = [bare.inputs.to_vec()];
-    let (mut latencies, mut bare_runs) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
+    let (mut samples, mut bare_runs) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
     for n in 0..requests {
         let started = Instant::now();
         tokio::task::block_in_place(|| run_sets(bare.session, bare.models, &sets, 1))?;
         bare_runs.push(started.elapsed().as_secs_f64() * 1000.0);
         let sent = Instant::now();
-        call(n).await?;
-        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let stages = call(n).await?;
+        samples.push(Sample {
+            latency_ms: sent.elapsed().as_secs_f64() * 1000.0,
+            stages,
+        });
     }
-    let rate = latencies.len() as f64 * 1000.0 / latencies.iter().sum::<f64>();
-    latencies.sort_by(f64::total_cmp);
+    let rate = samples.len() as f64 * 1000.0 / samples.iter().map(|s| s.latency_ms).sum::<f64>();
     bare_runs.sort_by(f64::total_cmp);
-    Ok(Phase {
-        latencies,
-        rate,
-        bare_ms: percentile(&bare_runs, 0.5),
-    })
+    Ok(Phase::new(samples, rate, percentile(&bare_runs, 0.5)))
 }
 
-async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> anyhow::Result<(Vec<f64>, f64)>
+/// `requests` calls (numbered from 0) from `concurrency` tasks, each timed from its start;
+/// returns them and the wall time in seconds.
+async fn drive<F, Fut>(concurrency: usize, requests: usize, call: F) -> anyhow::Result<(Vec<Sample>, f64)>
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    Fut: std::future::Future<Output = anyhow::Result<Stages>> + Send,
 {
     let started = Instant::now();
     let per_task = requests.div_ceil(concurrency);
@@ -543,27 +636,30 @@ where
     for task in 0..concurrency {
         let call = call.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_task);
+            let mut samples = Vec::with_capacity(per_task);
             for n in 0..per_task {
                 let sent = Instant::now();
-                call(task * per_task + n).await?;
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                let stages = call(task * per_task + n).await?;
+                samples.push(Sample {
+                    latency_ms: sent.elapsed().as_secs_f64() * 1000.0,
+                    stages,
+                });
             }
-            Ok::<_, anyhow::Error>(latencies)
+            Ok::<_, anyhow::Error>(samples)
         }));
     }
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     for task in tasks {
-        latencies.extend(task.await??);
+        samples.extend(task.await??);
     }
-    latencies.sort_by(f64::total_cmp);
-    Ok((latencies, started.elapsed().as_secs_f64()))
+    Ok((samples, started.elapsed().as_secs_f64()))
 }
 
 /// One render of `photo` in process (the pipeline's render path, strength 1, PNG out).
-async fn render_once(models: Arc<Models>, photo: bytes::Bytes, code: Vec<f32>, size: u32) -> anyhow::Result<()> {
-    use stylecast::generate::pipeline::{render, Photo};
+async fn render_once(models: Arc<Models>, photo: bytes::Bytes, code: Vec<f32>, size: u32) -> anyhow::Result<Stages> {
+    use stylecast::generate::pipeline::{render, Photo, Styling};
     use stylecast::provenance::Mark;
+    use timing::StageTimes;
 
     let upload = Photo {
         bytes: photo,
@@ -574,8 +670,13 @@ async fn render_once(models: Arc<Models>, photo: bytes::Bytes, code: Vec<f32>, s
         generation_id: uuid::Uuid::new_v4(),
         model_version: models.version(),
     };
-    render(&models, upload, code, 1.0, media::OutputFormat::Png, mark)
+    let style = Styling {
+        target: code,
+        strength: 1.0,
+    };
+    let mut times = StageTimes::default();
+    render(&models, upload, style, media::OutputFormat::Png, mark, &mut times)
         .await
         .map_err(|e| anyhow::anyhow!("render: {e}"))?;
-    Ok(())
+    Ok(times.milliseconds())
 }

@@ -130,6 +130,7 @@ async fn render(state: &AppState, user: &str, spec: &str, origin: FeedOrigin) ->
     let pipeline = state.pipeline()?;
     let request = GenerateRequest {
         photo: Bytes::from(target.photo),
+        photo_sha256: Some(target.photo_sha256),
         user: user.to_string(),
         choice: StyleChoice::Interests,
         strength: state.feed.strength,

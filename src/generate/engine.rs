@@ -90,9 +90,20 @@ pub enum EngineError {
 
 type Outputs = Result<Vec<ArrayD<f32>>, EngineError>;
 
+/// A job's outputs and where its time went: waiting for a worker (and for the rest of its
+/// batch), then the session run it shared with `batch - 1` other jobs.
+#[derive(Debug)]
+pub struct Ran {
+    pub outputs: Vec<ArrayD<f32>>,
+    pub queued: Duration,
+    pub run: Duration,
+    pub batch: usize,
+}
+
 struct Job {
     inputs: Vec<ArrayD<f32>>,
-    reply: oneshot::Sender<Outputs>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Ran, EngineError>>,
 }
 
 pub struct Engine {
@@ -202,12 +213,22 @@ impl Engine {
 
     /// Runs one request (inputs in the model's input order, each with a leading batch axis).
     pub async fn run(&self, inputs: Vec<ArrayD<f32>>) -> Outputs {
+        self.run_timed(inputs).await.map(|ran| ran.outputs)
+    }
+
+    /// `run`, with the job's queue wait and session run time.
+    pub async fn run_timed(&self, inputs: Vec<ArrayD<f32>>) -> Result<Ran, EngineError> {
         let queue = self
             .queue
             .as_ref()
             .ok_or_else(|| EngineError::Closed(self.name.clone()))?;
         let (reply, answer) = oneshot::channel();
-        self.hand_over(queue, Job { inputs, reply })?;
+        let job = Job {
+            inputs,
+            enqueued: Instant::now(),
+            reply,
+        };
+        self.hand_over(queue, job)?;
         answer.await.map_err(|_| EngineError::Closed(self.name.clone()))?
     }
 
@@ -368,14 +389,15 @@ impl Worker {
             .collect();
         let started = Instant::now();
         let outputs = self.infer(&batch);
+        let run = started.elapsed();
         if let Some(runs) = self.runs.get(self.index) {
             runs.fetch_add(1, Ordering::Relaxed);
         }
         if !held_next {
             self.stand_by();
         }
-        metrics::histogram!("stylecast_model_run_seconds", "model" => self.model.clone())
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("stylecast_model_run_seconds", "model" => self.model.clone()).record(run.as_secs_f64());
+        let size = batch.len();
         match outputs {
             Ok(outputs) => {
                 let mut offset = 0;
@@ -385,7 +407,12 @@ impl Worker {
                         .map(|o| o.slice_axis(Axis(0), Slice::from(offset..offset + n)).to_owned())
                         .collect();
                     offset += n;
-                    let _ = job.reply.send(Ok(mine));
+                    let _ = job.reply.send(Ok(Ran {
+                        outputs: mine,
+                        queued: started.saturating_duration_since(job.enqueued),
+                        run,
+                        batch: size,
+                    }));
                 }
             }
             Err(err) => {

@@ -5,3 +5,4 @@ pub mod engine;
 pub mod manifest;
 pub mod models;
 pub mod pipeline;
+pub mod timing;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::engine::{Engine, EngineConfig, EngineError};
 use super::manifest::{Manifest, ModelEntry};
+use super::timing::{Stage, StageTimes};
 use crate::media::{self, FilterType};
 use crate::onnx_runtime;
 use crate::style::extract::{from_tensor, off_worker, to_tensor};
@@ -217,19 +218,29 @@ impl Models {
     }
 
     /// Content image + style code → stylised NCHW tensor of the content's size; the image
-    /// work runs on the blocking pool.
-    pub async fn stylize(&self, content: RgbImage, code: Vec<f32>) -> Result<ArrayD<f32>, EngineError> {
+    /// work runs on the blocking pool. The queue wait and session run go into `times`.
+    pub async fn stylize(
+        &self,
+        content: RgbImage,
+        code: Vec<f32>,
+        times: &mut StageTimes,
+    ) -> Result<ArrayD<f32>, EngineError> {
         let io = self.generator_io;
         let model = self.generator.name.clone();
-        let mut prepared = off_worker(move || io.prepare(&content, &code))
+        let mut prepared = times
+            .time(Stage::Tensors, off_worker(move || io.prepare(&content, &code)))
             .await?
             .map_err(|message| EngineError::Run { model, message })?;
-        let outputs = self.generator.run(std::mem::take(&mut prepared.inputs)).await?;
-        let output = outputs.into_iter().next().ok_or_else(|| EngineError::Run {
+        let ran = self.generator.run_timed(std::mem::take(&mut prepared.inputs)).await?;
+        times.add(Stage::Queue, ran.queued);
+        times.add(Stage::Model, ran.run);
+        let output = ran.outputs.into_iter().next().ok_or_else(|| EngineError::Run {
             model: self.generator.name.clone(),
             message: "the generator returned no output".into(),
         })?;
-        off_worker(move || io.finish(&prepared, output)).await
+        times
+            .time(Stage::Tensors, off_worker(move || io.finish(&prepared, output)))
+            .await
     }
 }
 

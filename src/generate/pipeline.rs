@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::models::Models;
+use super::timing::{Stage, StageTimes};
 use crate::cache::Cache;
 use crate::error::AppError;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
@@ -98,6 +99,8 @@ impl StyleChoice {
 
 pub struct GenerateRequest {
     pub photo: Bytes,
+    /// The photo's SHA-256 (hex) when the caller has it already: a feed's stored photo.
+    pub photo_sha256: Option<String>,
     pub user: String,
     pub choice: StyleChoice,
     pub strength: f32,
@@ -113,6 +116,8 @@ pub struct Generated {
     pub model_version: String,
     pub provider: &'static str,
     pub cache_hit: bool,
+    /// Where the request's time went (`Server-Timing`).
+    pub times: StageTimes,
 }
 
 /// Why an image was made: a caller's request, or a feed slot (with the recommendation that
@@ -138,9 +143,11 @@ impl Pipeline<'_> {
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, AppError> {
         let started = Instant::now();
         self.check(&request)?;
-        let codes = self.usable_codes().await?;
-        let blend = self.blend(&request, &codes).await?;
-        self.produce(request, blend, &codes, None, started).await
+        let mut times = StageTimes::default();
+        let codes = times.time(Stage::Styles, self.usable_codes()).await?;
+        let blend = times.time(Stage::Styles, self.blend(&request, &codes)).await?;
+        self.produce(request, blend, &codes, None, Timer { started, times })
+            .await
     }
 
     /// A feed image: the blend is the slot's, fixed when the feed planned it; influencers
@@ -153,14 +160,16 @@ impl Pipeline<'_> {
     ) -> Result<Generated, AppError> {
         let started = Instant::now();
         self.check(&request)?;
-        let codes = self.usable_codes().await?;
+        let mut times = StageTimes::default();
+        let codes = times.time(Stage::Styles, self.usable_codes()).await?;
         if let Some(missing) = blend.weights.iter().find(|w| !codes.contains_key(&w.influencer)) {
             return Err(AppError::Unprocessable {
                 code: "no_style",
                 message: format!("influencer {:?} has no usable style any more", missing.influencer),
             });
         }
-        self.produce(request, blend, &codes, Some(origin), started).await
+        self.produce(request, blend, &codes, Some(origin), Timer { started, times })
+            .await
     }
 
     async fn usable_codes(&self) -> Result<BTreeMap<String, Vec<f32>>, AppError> {
@@ -174,59 +183,73 @@ impl Pipeline<'_> {
         blend: Blend,
         codes: &BTreeMap<String, Vec<f32>>,
         origin: Option<FeedOrigin>,
-        started: Instant,
+        timer: Timer,
     ) -> Result<Generated, AppError> {
+        let Timer { started, mut times } = timer;
         let model_version = self.models.version();
-        let input_sha256 = hex::encode(Sha256::digest(&request.photo));
-        let key = cache_key(&input_sha256, &blend, &request, &model_version);
+        let looked_up = Instant::now();
+        let input_sha256 = input_sha256(&request);
+        let key = cache_key(&blend, &request, &model_version);
         // Made before rendering: the image carries it. A cache hit returns bytes that carry
         // the id of the generation that rendered them.
         let id = Uuid::new_v4();
+        let cached = self.cache.get(&key).await;
+        times.add(Stage::Cache, looked_up.elapsed());
 
-        let (image, cache_hit) = match self.cache.get(&key).await {
+        let (image, cache_hit) = match cached {
             Some(bytes) => (bytes, true),
             None => {
                 let mark = Mark {
                     generation_id: id,
                     model_version: model_version.clone(),
                 };
-                (self.render(&request, &blend, codes, mark).await?, false)
+                (self.render(&request, &blend, codes, mark, &mut times).await?, false)
             }
         };
         metrics::counter!("stylecast_generation_cache_total", "result" => if cache_hit { "hit" } else { "miss" })
             .increment(1);
-        let output_sha256 = hex::encode(Sha256::digest(&image));
         let weights: serde_json::Value = blend
             .weights
             .iter()
             .map(|w| (w.influencer.clone(), serde_json::json!(w.weight)))
             .collect();
+        let recording = Instant::now();
         let cache_write = async {
             if !cache_hit {
                 let ttl = Duration::from_secs(self.settings.cache_ttl_secs);
                 self.cache.set(&key, image.clone(), ttl).await;
             }
         };
-        let generation = GenerationRecord {
-            id,
-            user_external_id: &request.user,
-            blend: &weights,
-            blend_source: blend.source.as_str(),
-            strength: request.strength,
-            size: request.size as i32,
-            format: request.format.content_type(),
-            model_version: &model_version,
-            provider: self.models.generator.provider,
-            input_sha256: &input_sha256,
-            output_sha256: &output_sha256,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            cache_hit,
-            origin: origin.as_ref(),
+        // The cache entry goes out while the hashes the record needs are made.
+        let record = async {
+            let (input_sha256, output_sha256) = tokio::join!(input_sha256, sha256_off_worker(image.clone()));
+            let hashed =
+                |hash: Result<String, tokio::task::JoinError>| hash.map_err(|e| AppError::Internal(e.to_string()));
+            let (input_sha256, output_sha256) = (hashed(input_sha256)?, hashed(output_sha256)?);
+            let generation = GenerationRecord {
+                id,
+                user_external_id: &request.user,
+                blend: &weights,
+                blend_source: blend.source.as_str(),
+                strength: request.strength,
+                size: request.size as i32,
+                format: request.format.content_type(),
+                model_version: &model_version,
+                provider: self.models.generator.provider,
+                input_sha256: &input_sha256,
+                output_sha256: &output_sha256,
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                cache_hit,
+                origin: origin.as_ref(),
+            };
+            styles::record_generation(self.pool, &generation).await?;
+            Ok::<(), AppError>(())
         };
-        // Independent writes: the record and the cache entry go out together.
-        let record = styles::record_generation(self.pool, &generation);
         let ((), recorded) = tokio::join!(cache_write, record);
         recorded?;
+        times.add(Stage::Record, recording.elapsed());
+        times.add(Stage::Total, started.elapsed());
+        times.record_metrics();
         metrics::histogram!("stylecast_generation_seconds").record(started.elapsed().as_secs_f64());
         Ok(Generated {
             id,
@@ -236,6 +259,7 @@ impl Pipeline<'_> {
             model_version,
             provider: self.models.generator.provider,
             cache_hit,
+            times,
         })
     }
 
@@ -320,6 +344,7 @@ impl Pipeline<'_> {
         blend: &Blend,
         codes: &BTreeMap<String, Vec<f32>>,
         mark: Mark,
+        times: &mut StageTimes,
     ) -> Result<Bytes, AppError> {
         let mut target = vec![0.0f32; self.models.style_dim];
         for w in &blend.weights {
@@ -334,8 +359,24 @@ impl Pipeline<'_> {
             limits: self.limits,
             size: request.size,
         };
-        render(self.models, photo, target, request.strength, request.format, mark).await
+        let style = Styling {
+            target,
+            strength: request.strength,
+        };
+        render(self.models, photo, style, request.format, mark, times).await
     }
+}
+
+/// When a request started, and its stage times so far.
+struct Timer {
+    started: Instant,
+    times: StageTimes,
+}
+
+/// What to paint with: the target style code, and how far to go from the photo's own.
+pub struct Styling {
+    pub target: Vec<f32>,
+    pub strength: f32,
 }
 
 /// An upload and what to make of it: its limits and the output's longest side.
@@ -352,31 +393,33 @@ pub struct Photo {
 pub async fn render(
     models: &Models,
     photo: Photo,
-    target: Vec<f32>,
-    strength: f32,
+    style: Styling,
     format: OutputFormat,
     mark: Mark,
+    times: &mut StageTimes,
 ) -> Result<Bytes, AppError> {
     let Photo { bytes, limits, size } = photo;
-    let content: RgbImage = tokio::task::spawn_blocking(move || {
+    let decoding = tokio::task::spawn_blocking(move || {
         media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, 8))
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
-    let s = strength;
+    });
+    let content: RgbImage = times
+        .time(Stage::Decode, decoding)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let Styling { target, strength: s } = style;
     if s == 0.0 {
-        return encode(move || content, format, mark).await;
+        return times.time(Stage::Encode, encode(move || content, format, mark)).await;
     }
     // The photo's own code and pixels only matter below full strength.
     let (code, content_tensor) = if s < 1.0 {
-        let own = photo_code(models, &content).await?;
+        let own = times.time(Stage::Encoder, photo_code(models, &content)).await?;
         let code = own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect();
         (code, Some(to_tensor(&content)))
     } else {
         (target, None)
     };
-    let output = models.stylize(content, code).await?;
-    encode(
+    let output = models.stylize(content, code, times).await?;
+    let encoding = encode(
         move || {
             let mixed = match content_tensor {
                 Some(content) => &output * s + &content * (1.0 - s),
@@ -386,8 +429,8 @@ pub async fn render(
         },
         format,
         mark,
-    )
-    .await
+    );
+    times.time(Stage::Encode, encoding).await
 }
 
 /// Makes the pixels, then watermarks and encodes them, all on the blocking pool.
@@ -403,21 +446,41 @@ async fn encode(
     Ok(Bytes::from(bytes))
 }
 
-/// Identical requests (photo, blend, strength, size, format, models) share one key.
-fn cache_key(input_sha256: &str, blend: &Blend, request: &GenerateRequest, model_version: &str) -> String {
+/// The photo's SHA-256 for the generation record, hashed on the blocking pool while the
+/// request goes on: on a CPU without SHA extensions it takes 2–3 ms for a 440 kB upload, as
+/// long as decoding it (BENCHMARKS.md). A feed's stored photo comes with its hash.
+fn input_sha256(request: &GenerateRequest) -> tokio::task::JoinHandle<String> {
+    match &request.photo_sha256 {
+        Some(known) => {
+            let known = known.clone();
+            tokio::spawn(async move { known })
+        }
+        None => sha256_off_worker(request.photo.clone()),
+    }
+}
+
+fn sha256_off_worker(bytes: Bytes) -> tokio::task::JoinHandle<String> {
+    tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Identical requests (photo, blend, strength, size, format, models) share one key. BLAKE3,
+/// a cryptographic hash (a forged collision would hand one user's image to another), 25×
+/// faster than SHA-256 here: the key is on every request's path, the SHA-256 is not.
+fn cache_key(blend: &Blend, request: &GenerateRequest, model_version: &str) -> String {
     let weights: Vec<String> = blend
         .weights
         .iter()
         .map(|w| format!("{}={:.6}", w.influencer, w.weight))
         .collect();
+    let photo = blake3::hash(&request.photo);
     let material = format!(
-        "{input_sha256}|{}|{}|{}|{:?}|{model_version}",
+        "{photo}|{}|{}|{}|{:?}|{model_version}",
         weights.join(","),
         request.strength,
         request.size,
         request.format
     );
-    format!("gen:{}", hex::encode(Sha256::digest(material.as_bytes())))
+    format!("gen:{}", blake3::hash(material.as_bytes()))
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub struct GenerateForm {
                 ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"nova\":0.7,\"iris\":0.3}."),
                 ("X-Blend-Source" = String, description = "influencer, mix, interests or popularity."),
                 ("X-Cache" = String, description = "hit or miss."),
+                ("Server-Timing" = String, description = "Milliseconds per stage inside the service (W3C Server Timing): styles, cache, decode, encoder, queue, model, encode, record, total; a cache hit has no render stages."),
             )),
         (status = 400, description = "Missing or invalid field, or an image that cannot be decoded.", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
@@ -122,6 +123,7 @@ pub async fn post_generate(
     let generated = pipeline
         .generate(GenerateRequest {
             photo,
+            photo_sha256: None,
             user: user.into_inner(),
             choice,
             strength,
@@ -143,6 +145,7 @@ pub async fn post_generate(
         .insert_header(("X-Blend", blend.to_string()))
         .insert_header(("X-Blend-Source", generated.blend.source.as_str()))
         .insert_header(("X-Cache", if generated.cache_hit { "hit" } else { "miss" }))
+        .insert_header(("Server-Timing", generated.times.header_value()))
         .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
         .body(generated.image))
 }

@@ -160,6 +160,14 @@ async fn a_first_feed_read_is_pending_and_a_worker_process_makes_it_ready() {
         .count("SELECT count(*) FROM generations WHERE origin = 'feed' AND image_id IS NOT NULL")
         .await;
     assert_eq!(recorded, 2);
+    // A feed render takes its input hash from the stored photo instead of hashing it again.
+    let unmatched = app
+        .count(
+            "SELECT count(*) FROM generations g WHERE g.origin = 'feed'
+               AND NOT EXISTS (SELECT 1 FROM user_photos p WHERE p.sha256 = g.input_sha256)",
+        )
+        .await;
+    assert_eq!(unmatched, 0, "feed generations whose input hash is not their photo's");
     let rank: Option<i32> =
         sqlx::query_scalar("SELECT recommendation_rank FROM generations WHERE feed_slot = 'influencer:neon_nova'")
             .fetch_one(&app.pool)

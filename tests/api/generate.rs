@@ -4,7 +4,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 use stylecast::media;
 
-use crate::helpers::{days_ago, event, spawn_app, TestApp};
+use crate::helpers::{days_ago, event, hex_digest, spawn_app, TestApp};
 
 pub const CONTENT: &str = "onnx/styles/content_heldout/coffee.png";
 
@@ -101,6 +101,25 @@ async fn generation_returns_a_sized_image_deterministically_with_provenance() {
     assert_eq!(headers["x-execution-provider"], "cpu");
     assert!(headers["x-model-version"].to_str().expect("ascii").contains('+'));
     assert_eq!(headers["x-blend"], r#"{"neon_nova":1.0}"#);
+    let miss_stages = stage_times(&headers);
+    for stage in [
+        "styles", "cache", "decode", "queue", "model", "encode", "record", "total",
+    ] {
+        assert!(
+            miss_stages.contains_key(stage),
+            "{stage} missing from {:?}",
+            headers["server-timing"]
+        );
+    }
+    let parts: f64 = miss_stages
+        .iter()
+        .filter(|(name, _)| *name != "total")
+        .map(|(_, ms)| ms)
+        .sum();
+    assert!(
+        miss_stages["model"] > 0.0 && parts <= miss_stages["total"],
+        "{miss_stages:?}"
+    );
     let bytes = first.bytes().await.expect("body");
     let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
     assert_eq!(image.width().max(image.height()), 128);
@@ -108,6 +127,12 @@ async fn generation_returns_a_sized_image_deterministically_with_provenance() {
 
     let second = generate(&app, &fields, read(CONTENT)).await;
     assert_eq!(second.headers()["x-cache"], "hit");
+    let hit_stages = stage_times(second.headers());
+    assert!(
+        !hit_stages.contains_key("model") && !hit_stages.contains_key("decode"),
+        "{hit_stages:?}"
+    );
+    assert!(hit_stages.contains_key("total"), "{hit_stages:?}");
     assert_eq!(second.bytes().await.expect("body"), bytes, "same request, same bytes");
     assert_eq!(
         app.count("SELECT count(*) FROM generations WHERE blend_source = 'influencer'")
@@ -118,6 +143,18 @@ async fn generation_returns_a_sized_image_deterministically_with_provenance() {
         app.count("SELECT count(DISTINCT output_sha256) FROM generations").await,
         1
     );
+    // Hashed on the blocking pool while the request goes on; still the upload's SHA-256.
+    let inputs: Vec<String> = sqlx::query_scalar("SELECT DISTINCT input_sha256 FROM generations")
+        .fetch_all(&app.pool)
+        .await
+        .expect("input hashes");
+    assert_eq!(inputs, vec![hex_digest(&read(CONTENT))]);
+}
+
+/// The `Server-Timing` header: stage → milliseconds.
+fn stage_times(headers: &reqwest::header::HeaderMap) -> std::collections::HashMap<String, f64> {
+    let value = headers["server-timing"].to_str().expect("ascii");
+    stylecast::generate::timing::parse_header(value).into_iter().collect()
 }
 
 /// Strength 0 returns the photo itself, plus the watermark every output carries.

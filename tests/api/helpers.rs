@@ -79,7 +79,7 @@ async fn drop_stale_test_databases(admin: &mut PgConnection) {
     }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
+pub fn hex_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -10,6 +10,7 @@ use ndarray_npy::read_npy;
 use stylecast::generate::engine::{DevicePolicy, Engine, EngineConfig, EngineError};
 use stylecast::generate::manifest::Manifest;
 use stylecast::generate::models::Models;
+use stylecast::generate::timing::StageTimes;
 use stylecast::media;
 use stylecast::style::gram;
 
@@ -164,8 +165,12 @@ async fn square_frames_keep_the_photos_size_and_stay_close_to_the_unframed_outpu
         "the test needs a photo that is not square"
     );
     let code: Vec<f32> = golden("generator_style").iter().copied().collect();
-    let unframed = plain.stylize(content.clone(), code.clone()).await.expect("plain");
-    let squared = framed.stylize(content.clone(), code).await.expect("framed");
+    let mut times = StageTimes::default();
+    let unframed = plain
+        .stylize(content.clone(), code.clone(), &mut times)
+        .await
+        .expect("plain");
+    let squared = framed.stylize(content.clone(), code, &mut times).await.expect("framed");
     let size = [1, 3, content.height() as usize, content.width() as usize];
     assert_eq!((unframed.shape(), squared.shape()), (&size[..], &size[..]));
     let mean_difference =
@@ -205,6 +210,26 @@ async fn one_request_at_a_time_stays_on_the_session_that_ran_last() {
         "{:?}",
         generator.runs_per_session()
     );
+}
+
+#[tokio::test]
+async fn a_job_behind_another_reports_its_wait_apart_from_its_run() {
+    // One session, no batching: the second job waits for the first one's whole run.
+    let generator = engine("generator", &config(1, 0, 8));
+    let inputs = vec![golden("generator_content"), golden("generator_style")];
+    generator.run(inputs.clone()).await.expect("warm-up");
+    let (a, b) = tokio::join!(generator.run_timed(inputs.clone()), generator.run_timed(inputs.clone()));
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    let (first, second) = if a.queued <= b.queued { (a, b) } else { (b, a) };
+    assert_eq!((first.batch, second.batch), (1, 1));
+    assert!(first.run > std::time::Duration::ZERO && second.run > std::time::Duration::ZERO);
+    assert!(
+        second.queued >= first.run / 2,
+        "waited {:?} behind a run of {:?}",
+        second.queued,
+        first.run
+    );
+    assert_eq!(second.outputs[0].shape(), first.outputs[0].shape());
 }
 
 #[tokio::test]
