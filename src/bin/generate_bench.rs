@@ -546,7 +546,6 @@ impl Phase {
             values.sort_by(f64::total_cmp);
             percentile(&values, 0.5)
         };
-        let stage = |sample: &Sample, name: &str| sample.stages.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms);
         let mut names: Vec<&str> = Vec::new();
         for (name, _) in self.samples.iter().flat_map(|s| &s.stages) {
             if !names.contains(&name.as_str()) {
@@ -556,39 +555,38 @@ impl Phase {
         let mut cells: Vec<String> = names
             .iter()
             .map(|name| {
-                let ms = median_of(self.samples.iter().filter_map(|s| stage(s, name)).collect());
+                let ms = median_of(self.samples.iter().filter_map(|s| stage_ms(s, name)).collect());
                 format!("{name} {ms:.2}")
             })
             .collect();
-        let outside: Vec<f64> = self
-            .samples
-            .iter()
-            .filter_map(|s| stage(s, "total").map(|total| s.latency_ms - total))
-            .collect();
-        if !outside.is_empty() {
-            cells.push(format!("latency − total {:.2}", median_of(outside)));
-        }
-        let unstaged: Vec<f64> = self
-            .samples
-            .iter()
-            .filter_map(|s| {
+        // Per request, then the median: these pair values within one request.
+        let derived: [(&str, PerRequest); 3] = [
+            ("latency − total", |s| {
+                stage_ms(s, "total").map(|total| s.latency_ms - total)
+            }),
+            ("total − stages", |s| {
                 let staged: f64 = s.stages.iter().filter(|(n, _)| n != "total").map(|(_, ms)| ms).sum();
-                stage(s, "total").map(|total| total - staged)
-            })
-            .collect();
-        if !unstaged.is_empty() {
-            cells.push(format!("total − stages {:.2}", median_of(unstaged)));
-        }
-        let ratios: Vec<f64> = self
-            .samples
-            .iter()
-            .filter_map(|s| stage(s, "model").map(|model| s.latency_ms / model))
-            .collect();
-        if !ratios.is_empty() {
-            cells.push(format!("latency / own session run {:.3}", median_of(ratios)));
+                stage_ms(s, "total").map(|total| total - staged)
+            }),
+            ("latency / own session run", |s| {
+                stage_ms(s, "model").map(|model| s.latency_ms / model)
+            }),
+        ];
+        for (label, measure) in derived {
+            let values: Vec<f64> = self.samples.iter().filter_map(measure).collect();
+            if !values.is_empty() {
+                cells.push(format!("{label} {:.3}", median_of(values)));
+            }
         }
         cells.join(" · ")
     }
+}
+
+/// A figure of one request, where it has one.
+type PerRequest = fn(&Sample) -> Option<f64>;
+
+fn stage_ms(sample: &Sample, name: &str) -> Option<f64> {
+    sample.stages.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms)
 }
 
 /// One load phase. At concurrency 1 each request follows one bare session run on the same
