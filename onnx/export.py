@@ -2,12 +2,11 @@
 """Export the trained style encoder and generator to ONNX, write the manifest
 onnx/models.json and the golden parity files under onnx/golden/.
 
-  python onnx/export.py --run onnx/runs/main
+  python onnx/export.py --colour-run onnx/runs/colour [--texture-run onnx/runs/texture]
 
 Writes (committed):
-  onnx/style_encoder.onnx, onnx/generator.onnx      opset 17, IR 8, dynamic N/H/W
-  onnx/generator_int8.onnx                          only if --quantize and it is faster and
-                                                    within tolerance (see the printed report)
+  onnx/style_encoder.onnx, onnx/generator.onnx      opset 17, IR 8; encoder 256x256 input, generator
+                                                    dynamic N/H/W (colournet.py)
   onnx/golden/*.npy                                 fixed inputs + PyTorch outputs
   onnx/golden/influencer_codes.json                 PyTorch style codes of the demo influencers
   onnx/models.json                                  the manifest the Rust service reads
@@ -39,18 +38,42 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_run(run: Path):
+def load_run(colour_run: Path, texture_run: Path | None):
+    """(encoder module, generator module, training record) from train_colour.py's run and, if
+    given, train_texture.py's run."""
     import torch
-    from models import Generator, StyleEncoder
-    # ckpt.pt (full training state) or model.pt (E + G + config only, e.g. from a GPU run)
-    path = run / "ckpt.pt" if (run / "ckpt.pt").exists() else run / "model.pt"
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck["config"]
-    E = StyleEncoder()
-    E.load_state_dict(ck["E"])
-    G = Generator(cfg["base"], cfg["n_res"])
-    G.load_state_dict(ck["G"])
-    return E.eval(), G.eval(), ck
+    import colournet
+    import fetch_assets
+    from models import VGGFeatures
+
+    G = colournet.Stylizer(texture=texture_run is not None)
+    G.colour.load_state_dict(torch.load(colour_run / "model.pt", map_location="cpu"))
+    meta = {"colour": json.loads((colour_run / "train_meta.json").read_text())}
+    tex_enc = None
+    if texture_run is not None:
+        ck = torch.load(texture_run / "model.pt", map_location="cpu", weights_only=False)
+        G.texture.load_state_dict(ck["texture_net"])
+        vgg = VGGFeatures(fetch_assets.vgg19_weights(), convs=VGGFeatures.CONVS[:5])
+        tex_enc = colournet.TextureEncoder(vgg)
+        tex_enc.load_state_dict(ck["texture_encoder"])
+        meta["texture"] = json.loads((texture_run / "train_meta.json").read_text())
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.colour = colournet.StyleEncoder()
+            self.texture = tex_enc
+
+        def forward(self, image):
+            code = self.colour(image)
+            return code if self.texture is None else torch.cat([code, self.texture(image)], dim=1)
+
+    return Encoder().eval(), G.eval(), meta
+
+
+def rel_to_repo(p: Path) -> str:
+    p = p.resolve()
+    return str(p.relative_to(HERE.parent)) if p.is_relative_to(HERE.parent) else str(p)
 
 
 def load_ref(path: Path, size: int = ENC_SIZE) -> np.ndarray:
@@ -93,37 +116,35 @@ def bench(sess, feeds, reps=5, threads=None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", default=str(HERE / "runs" / "main"))
-    ap.add_argument("--quantize", action="store_true", help="try a dynamic-int8 generator and keep it if it wins")
-    ap.add_argument("--int8-tol", type=float, default=0.02, help="max |int8 - fp32| mean abs error to keep int8")
+    ap.add_argument("--colour-run", default=str(HERE / "runs" / "colour"))
+    ap.add_argument("--texture-run", default="", help="a train_texture.py run; none: colour-only generator")
     args = ap.parse_args(argv)
 
     import onnxruntime as ort
     import torch
-    from models import STYLE_DIM, param_count
+    import colournet
+    from models import param_count
 
-    run = Path(args.run)
-    E, G, ck = load_run(run)
+    colour_run = Path(args.colour_run)
+    texture_run = Path(args.texture_run) if args.texture_run else None
+    E, G, meta = load_run(colour_run, texture_run)
+    style_dim = colournet.CODE_DIM + (colournet.TEX_DIM if texture_run else 0)
+    multiple = 8 if texture_run else 1
     enc_path, gen_path = HERE / "style_encoder.onnx", HERE / "generator.onnx"
 
     rng = np.random.default_rng(0)
-    g_img = rng.random((1, 3, 64, 64), dtype=np.float32)
+    g_img = rng.random((1, 3, ENC_SIZE, ENC_SIZE), dtype=np.float32)
     g_content = rng.random((1, 3, 64, 64), dtype=np.float32)
     with torch.no_grad():
         g_code_real = E(torch.from_numpy(g_img)).numpy()
-    g_style = rng.standard_normal((1, STYLE_DIM)).astype(np.float32)
+        # a real code of a real image, so the golden run exercises the mapping, not the guards only
+        g_style = E(torch.from_numpy(load_ref(HERE / "styles" / "heldout" / "noir_nadia.jpg")[None])).numpy() \
+            if (HERE / "styles" / "heldout" / "noir_nadia.jpg").exists() else g_code_real
 
-    export_onnx(E, (torch.from_numpy(g_img),), enc_path, ["image"], ["style"],
-                {"image": {0: "N", 2: "H", 3: "W"}, "style": {0: "N"}})
-    # the graph computes G's function with fewer operations (inference_form.py); golden outputs
-    # and the parity check below use G itself
-    import copy
-    import inference_form
-    G_export = inference_form.for_inference(copy.deepcopy(G)).eval()
-    export_onnx(G_export, (torch.from_numpy(g_content), torch.from_numpy(g_style)), gen_path, ["content", "style"],
+    export_onnx(E, (torch.from_numpy(g_img),), enc_path, ["image"], ["style"], {"image": {0: "N"}, "style": {0: "N"}})
+    export_onnx(G, (torch.from_numpy(g_content), torch.from_numpy(g_style)), gen_path, ["content", "style"],
                 ["image"], {"content": {0: "N", 2: "H", 3: "W"}, "style": {0: "N"}, "image": {0: "N", 2: "H", 3: "W"}})
 
-    # golden files: fixed random inputs and the PyTorch outputs
     GOLDEN.mkdir(exist_ok=True)
     with torch.no_grad():
         g_out = G(torch.from_numpy(g_content), torch.from_numpy(g_style)).numpy()
@@ -133,7 +154,6 @@ def main(argv=None) -> int:
     np.save(GOLDEN / "generator_style.npy", g_style)
     np.save(GOLDEN / "generator_image.npy", g_out)
 
-    # influencer codes: mean of encoder codes over each influencer's training photos
     listing = json.loads((HERE / "styles" / "influencers.json").read_text())
     codes = {}
     with torch.no_grad():
@@ -153,65 +173,13 @@ def main(argv=None) -> int:
     o_gen = s_gen.run(None, {"content": g_content, "style": g_style})[0]
     rel = lambda a, b: float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))  # noqa: E731
     report = {"parity_rel_err": {"style_encoder": rel(o_enc, g_code_real), "generator": rel(o_gen, g_out)}}
-    # the exported graph is G's inference form: check it on a batch at another aspect ratio too
-    x_b, s_b = rng.random((2, 3, 168, 256), dtype=np.float32), rng.standard_normal((2, STYLE_DIM)).astype(np.float32)
+    x_b = rng.random((2, 3, 168, 256), dtype=np.float32)
+    s_b = np.concatenate([g_style, np.array([codes[listing["influencers"][1]["id"]]], np.float32)])
     with torch.no_grad():
         y_b = G(torch.from_numpy(x_b), torch.from_numpy(s_b)).numpy()
     report["parity_rel_err"]["generator_batch2_168x256"] = rel(s_gen.run(None, {"content": x_b, "style": s_b})[0], y_b)
-    report["generator_graph"] = "inference_form.py: phase-decomposed upsampling convs, fused instance norm"
-
-    models = {}
     x256 = rng.random((1, 3, 256, 256), dtype=np.float32)
-    st = np.array([codes[listing["influencers"][0]["id"]]], np.float32)
-    fp32_ms = bench(s_gen, {"content": x256, "style": st})
-    report["generator_fp32_ms_256_1thread"] = round(fp32_ms, 1)
-    int8_path = HERE / "generator_int8.onnx"
-    keep_int8 = False
-    if args.quantize:
-        # two int8 variants, each measured against fp32 on the same input; kept only if faster
-        # (< 0.9x) and within tolerance
-        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic,
-                                              quantize_static)
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        from make_styles import TRAIN_CONTENT, skimage_rgb, square
-        feeds = {"content": x256, "style": st}
-        ref = s_gen.run(None, feeds)[0]
-        cands = {}
-        dyn_path = HERE / "runs" / "generator_int8_dynamic.onnx"
-        dyn_path.parent.mkdir(exist_ok=True)
-        quantize_dynamic(str(gen_path), str(dyn_path), weight_type=QuantType.QUInt8)
-        cands["dynamic"] = dyn_path
-        pre, qdq_path = HERE / "runs" / "generator_pre.onnx", HERE / "runs" / "generator_int8_qdq.onnx"
-        quant_pre_process(str(gen_path), str(pre), skip_symbolic_shape=True)
-        cal = [square(skimage_rgb(n), 256, seed=3).transpose(2, 0, 1)[None].astype(np.float32)
-               for n in TRAIN_CONTENT[:4]]
-        cal_codes = [np.array([v], np.float32) for v in list(codes.values())[:4]]
-
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter([{"content": c, "style": v} for c in cal for v in cal_codes])
-
-            def get_next(self):
-                return next(self.it, None)
-        quantize_static(str(pre), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
-        cands["static_qdq"] = qdq_path
-        best = None
-        for name, p in cands.items():
-            s_q = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-            q_ms = bench(s_q, feeds)
-            err = float(np.abs(s_q.run(None, feeds)[0] - ref).mean())
-            report[f"generator_int8_{name}_ms_256_1thread"] = round(q_ms, 1)
-            report[f"generator_int8_{name}_mean_abs_err"] = err
-            if q_ms < 0.9 * fp32_ms and err <= args.int8_tol and (best is None or q_ms < best[1]):
-                best = (p, q_ms)
-        keep_int8 = best is not None
-        if keep_int8:
-            int8_path.write_bytes(best[0].read_bytes())
-        report["int8_kept"] = keep_int8
-    if not keep_int8 and int8_path.exists():
-        int8_path.unlink()
+    report["generator_ms_256_1thread"] = round(bench(s_gen, {"content": x256, "style": s_b[:1]}), 1)
 
     def entry(path: Path, committed: bool, **extra):
         d = {"file": str(path.relative_to(HERE)), "sha256": sha256(path), "version": sha256(path)[:12],
@@ -221,24 +189,25 @@ def main(argv=None) -> int:
 
     img_in = {"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "layout": "NCHW RGB",
               "range": [0, 1]}
+    models = {}
     models["style_encoder"] = entry(
-        enc_path, True, opset=OPSET,
-        inputs=[dict(img_in, recommended_hw=[ENC_SIZE, ENC_SIZE], min_hw=[16, 16])],
-        outputs=[{"name": "style", "dtype": "float32", "shape": ["N", STYLE_DIM]}],
+        enc_path, True, opset=OPSET, fixed_hw=[ENC_SIZE, ENC_SIZE],
+        inputs=[dict(img_in, shape=["N", 3, ENC_SIZE, ENC_SIZE])],
+        outputs=[{"name": "style", "dtype": "float32", "shape": ["N", style_dim]}],
+        code_layout=f"[mean 3 | covariance 9 | quantiles 3x{colournet.K}] of YCbCr pixels"
+                    + (f" | texture {colournet.TEX_DIM} (tanh)" if texture_run else ""),
         usage=f"influencer code = mean over the influencer's photos of style(image), each photo centre-cropped "
               f"to a square and resized to {ENC_SIZE}x{ENC_SIZE}; blends are convex combinations of codes",
         params=param_count(E))
     gen_io = dict(
         inputs=[{"name": "content", "dtype": "float32", "shape": ["N", 3, "H", "W"], "layout": "NCHW RGB",
-                 "range": [0, 1], "hw_multiple_of": 8},
-                {"name": "style", "dtype": "float32", "shape": ["N", STYLE_DIM]}],
+                 "range": [0, 1], "hw_multiple_of": multiple},
+                {"name": "style", "dtype": "float32", "shape": ["N", style_dim]}],
         outputs=[{"name": "image", "dtype": "float32", "shape": ["N", 3, "H", "W"], "layout": "NCHW RGB",
                   "range": [0, 1]}],
-        strength="pixel blend: out = (1 - s) * content + s * image, s in [0, 1]")
+        strength="pixel blend: out = (1 - s) * content + s * image, s in [0, 1]; for the colour mapping this "
+                 "is the mapping interpolated with the identity, so no per-request encoding is needed")
     models["generator"] = entry(gen_path, True, opset=OPSET, params=param_count(G), **gen_io)
-    if keep_int8:
-        models["generator_int8"] = entry(int8_path, True, opset=OPSET, quantization="onnxruntime dynamic uint8 weights",
-                                         **gen_io)
 
     vgg = HERE / "vgg19_features.onnx"
     if vgg.exists():
@@ -277,12 +246,13 @@ def main(argv=None) -> int:
     manifest = {
         "schema": 1,
         "paths": "relative to the directory holding this manifest (onnx/)",
-        "style_dim": STYLE_DIM,
+        "style_dim": style_dim,
         "default_generator": old.get("default_generator", "stylecast"),
         "default_generator_reason": old.get("default_generator_reason", "not yet evaluated: run onnx/eval.py"),
-        "trained": {"run": str(Path(args.run).resolve().relative_to(HERE.parent)) if Path(args.run).resolve()
-                    .is_relative_to(HERE.parent) else str(args.run), "step": ck["step"],
-                    "wall_s": round(ck.get("wall_s", 0.0), 1)},
+        "trained": {"colour_run": rel_to_repo(colour_run), "colour_steps": meta["colour"]["steps"],
+                    "colour_wall_s": meta["colour"]["wall_s"],
+                    **({"texture_run": rel_to_repo(texture_run), "texture_steps": meta["texture"]["steps"],
+                        "texture_wall_s": meta["texture"]["wall_s"]} if texture_run else {})},
         "models": models,
     }
     MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")

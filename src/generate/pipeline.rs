@@ -387,9 +387,9 @@ pub struct Photo {
 }
 
 /// The photo restyled toward `target` (a style code) and made into a marked file: decode,
-/// fit, generator, watermark, encode. The style code is interpolated from the photo's own
-/// code by strength (Ghiasi et al. 2017), and the same strength blends output with input
-/// pixels, so strength 0 returns the photo itself. No database: the benchmarks time it alone.
+/// fit, generator, watermark, encode. Strength blends output with input pixels, so strength 0
+/// returns the photo itself; for Magenta the style code is also interpolated from the photo's
+/// own code (Ghiasi et al. 2017). No database: the benchmarks time it alone.
 pub async fn render(
     models: &Models,
     photo: Photo,
@@ -399,8 +399,9 @@ pub async fn render(
     times: &mut StageTimes,
 ) -> Result<Bytes, AppError> {
     let Photo { bytes, limits, size } = photo;
+    let multiple = models.hw_multiple();
     let decoding = tokio::task::spawn_blocking(move || {
-        media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, 8))
+        media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, multiple))
     });
     let content: RgbImage = times
         .time(Stage::Decode, decoding)
@@ -410,10 +411,15 @@ pub async fn render(
     if s == 0.0 {
         return times.time(Stage::Encode, encode(move || content, format, mark)).await;
     }
-    // The photo's own code and pixels only matter below full strength.
+    // The photo's own pixels only matter below full strength, and its own code only for a
+    // model whose strength moves the code (Magenta).
     let (code, content_tensor) = if s < 1.0 {
-        let own = times.time(Stage::Encoder, photo_code(models, &content)).await?;
-        let code = own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect();
+        let code = if models.strength_moves_code() {
+            let own = times.time(Stage::Encoder, photo_code(models, &content)).await?;
+            own.iter().zip(&target).map(|(o, t)| (1.0 - s) * o + s * t).collect()
+        } else {
+            target
+        };
         (code, Some(to_tensor(&content)))
     } else {
         (target, None)

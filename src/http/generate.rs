@@ -23,13 +23,13 @@ pub struct GenerateForm {
     /// One influencer's style instead of the user's interests.
     #[schema(example = "noir_nadia")]
     influencer: Option<String>,
-    /// Explicit weights instead of the user's interests, e.g. `nova=0.7,iris=0.3`.
+    /// Explicit weights instead of the user's interests, e.g. `neon_nova=0.7,ink_iris=0.3`.
     mix: Option<String>,
     /// 0 returns the photo, 1 the full style (default 1).
     #[schema(minimum = 0.0, maximum = 1.0)]
     strength: Option<f32>,
-    /// Longest side of the output (default 256).
-    #[schema(minimum = 32, maximum = 512)]
+    /// Longest side of the output, exactly (default 256; the photo is never scaled up).
+    #[schema(minimum = 32, maximum = 2048)]
     size: Option<u32>,
     /// Output format (default png).
     #[schema(value_type = Option<String>, pattern = "^(png|jpeg|jpg|webp)$")]
@@ -52,7 +52,7 @@ pub struct GenerateForm {
                 ("X-Generation-Id" = uuid::Uuid, description = "The `generations` record."),
                 ("X-Model-Version" = String, description = "Generator and encoder versions."),
                 ("X-Execution-Provider" = String, description = "The ONNX Runtime provider that ran."),
-                ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"nova\":0.7,\"iris\":0.3}."),
+                ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"neon_nova\":0.7,\"ink_iris\":0.3}."),
                 ("X-Blend-Source" = String, description = "influencer, mix, interests or popularity."),
                 ("X-Cache" = String, description = "hit or miss."),
                 ("Server-Timing" = String, description = "Milliseconds per stage inside the service (W3C Server Timing): styles, cache, decode, encoder, queue, model, encode, record, total; a cache hit has no render stages."),

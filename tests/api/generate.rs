@@ -62,7 +62,8 @@ async fn an_influencers_style_comes_from_their_photos() {
     let (status, style) = app.get_json("/v1/influencers/noir_nadia/style").await;
     assert_eq!(status, 200);
     assert_eq!(style["photo_count"], 3);
-    assert_eq!(style["style_code"].as_array().map(Vec::len), Some(64));
+    let manifest = stylecast::generate::manifest::Manifest::load(std::path::Path::new("onnx")).expect("manifest");
+    assert_eq!(style["style_code"].as_array().map(Vec::len), Some(manifest.style_dim));
     assert_eq!(
         style["gram_summary"].as_array().map(Vec::len),
         Some(4),
@@ -122,8 +123,8 @@ async fn generation_returns_a_sized_image_deterministically_with_provenance() {
     );
     let bytes = first.bytes().await.expect("body");
     let image = media::decode(&bytes, &media::MediaLimits::default()).expect("decodes");
-    assert_eq!(image.width().max(image.height()), 128);
-    assert_eq!((image.width() % 8, image.height() % 8), (0, 0));
+    // `size` is the longest side, exactly: the colour model takes any size (600x400 photo).
+    assert_eq!(image.dimensions(), (128, 85));
 
     let second = generate(&app, &fields, read(CONTENT)).await;
     assert_eq!(second.headers()["x-cache"], "hit");
@@ -157,6 +158,47 @@ fn stage_times(headers: &reqwest::header::HeaderMap) -> std::collections::HashMa
     stylecast::generate::timing::parse_header(value).into_iter().collect()
 }
 
+/// Strength below 1 encodes nothing per request (no `encoder` stage): the output is the
+/// full-strength output blended with the photo, so it lands between the two.
+#[tokio::test]
+async fn strength_below_one_costs_no_encoding_and_lands_between_photo_and_style() {
+    let app = spawn_app().await;
+    add_influencer(&app, "noir_nadia").await;
+    let limits = media::MediaLimits::default();
+    let mut outputs = Vec::new();
+    for strength in ["1", "0.5"] {
+        let fields = [
+            ("user", "u"),
+            ("influencer", "noir_nadia"),
+            ("strength", strength),
+            ("size", "128"),
+        ];
+        let response = generate(&app, &fields, read(CONTENT)).await;
+        assert_eq!(response.status().as_u16(), 200);
+        let stages = stage_times(response.headers());
+        assert!(!stages.contains_key("encoder"), "strength {strength}: {stages:?}");
+        outputs.push(media::decode(&response.bytes().await.expect("body"), &limits).expect("decodes"));
+    }
+    let photo = media::fit(&media::decode(&read(CONTENT), &limits).expect("decodes"), 128, 1);
+    let mean_gap = |a: &image::RgbImage, b: &image::RgbImage| {
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+            .sum::<f64>()
+            / a.as_raw().len() as f64
+    };
+    let (full, half) = (&outputs[0], &outputs[1]);
+    let (photo_to_full, photo_to_half, half_to_full) =
+        (mean_gap(&photo, full), mean_gap(&photo, half), mean_gap(half, full));
+    assert!(photo_to_full > 5.0, "the style changes the photo: {photo_to_full:.2}");
+    assert!(
+        (photo_to_half - photo_to_full / 2.0).abs() < photo_to_full * 0.15
+            && (half_to_full - photo_to_full / 2.0).abs() < photo_to_full * 0.15,
+        "half strength lies half way: {photo_to_half:.2} + {half_to_full:.2} vs {photo_to_full:.2}"
+    );
+}
+
 /// Strength 0 returns the photo itself, plus the watermark every output carries.
 #[tokio::test]
 async fn strength_zero_returns_the_input_photo() {
@@ -184,7 +226,7 @@ async fn strength_zero_returns_the_input_photo() {
     let input = media::fit(
         &media::decode(&read(CONTENT), &media::MediaLimits::default()).expect("decodes"),
         96,
-        8,
+        1,
     );
     assert_eq!(output.dimensions(), input.dimensions());
     let psnr = robustness::psnr(&output, &input);
@@ -404,8 +446,8 @@ async fn the_magenta_backend_serves_when_configured() {
     let photo = media::decode(&read(CONTENT), &media::MediaLimits::default()).expect("decodes");
     assert_eq!(
         image.dimensions(),
-        media::fit(&photo, 256, 8).dimensions(),
-        "cropped back from the 384² frame"
+        media::fit(&photo, 256, 1).dimensions(),
+        "cropped back from the 384² frame to exactly the requested longest side"
     );
 
     let mut settings = stylecast::config::Settings::load(None).expect("settings");

