@@ -13,12 +13,12 @@ use image::RgbImage;
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
-use super::engine::{Engine, EngineConfig, EngineError};
+use super::engine::{off_worker, Engine, EngineConfig, EngineError};
 use super::manifest::{Manifest, ModelEntry};
 use super::timing::{Stage, StageTimes};
 use crate::media::{self, FilterType};
 use crate::onnx_runtime;
-use crate::style::extract::{from_tensor, off_worker, to_tensor};
+use crate::tensor::{from_tensor, to_tensor};
 
 /// Which generator serves (`onnx.generator`: "default" takes the manifest's winner).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -20,7 +20,8 @@ use crate::media::{self, MediaLimits, OutputFormat};
 use crate::provenance::{self, Mark};
 use crate::recommend::Recommender;
 use crate::store::styles::{self, GenerationRecord};
-use crate::style::extract::{from_tensor, photo_code, to_tensor};
+use crate::style::extract::photo_code;
+use crate::tensor::{from_tensor, to_tensor};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GenerateSettings {

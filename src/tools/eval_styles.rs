@@ -15,9 +15,10 @@ use sqlx::PgPool;
 use crate::generate::models::Models;
 use crate::media::{self, MediaLimits};
 use crate::store::styles;
-use crate::style::extract::{from_tensor, photo_style, to_tensor, STYLE_SIDE};
+use crate::style::extract::{photo_style, STYLE_SIDE};
 use crate::style::gram;
 use crate::style::service::{self, StyleError};
+use crate::tensor::{from_tensor, to_tensor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StyleScore {
