@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::Cache;
-use crate::config::{OnnxSettings, Settings};
+use crate::config::Settings;
 use crate::feed::queue::{Job, JobQueue};
 use crate::feed::FeedSettings;
 use crate::generate::engine::EngineConfig;
 use crate::generate::models::{missing, ModelStatus, Models};
 use crate::generate::pipeline::{GenerateSettings, Pipeline};
+use crate::generate::OnnxSettings;
 use crate::ingest::Ingestor;
 use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;

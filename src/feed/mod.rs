@@ -10,6 +10,7 @@
 
 pub mod photos;
 pub mod queue;
+pub mod settings;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
@@ -18,46 +19,12 @@ use sha2::{Digest, Sha256};
 use crate::error::AppError;
 use crate::ingest::event::UserRef;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
-use crate::media::OutputFormat;
 use crate::recommend::MAX_K;
 use crate::startup::AppState;
 use crate::store::feeds::{self, DesiredItem, FeedItemRow};
 use crate::store::styles;
 use queue::Job;
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedSettings {
-    pub default_k: usize,
-    pub max_k: usize,
-    /// Slots rendered ahead when a user's photo, interests or recommendations change.
-    pub prefetch_k: usize,
-    pub size: u32,
-    pub format: OutputFormat,
-    pub strength: f32,
-    /// A pending slot is queued again after this long (covers jobs lost with an in-process queue).
-    pub requeue_after_secs: f64,
-    /// Renders tried per spec before the slot is reported `failed`.
-    pub max_attempts: i32,
-    /// Whether `serve` also runs a worker.
-    pub serve_worker: bool,
-    /// Jobs a worker process renders at once.
-    pub worker_concurrency: usize,
-    /// A job claimed but not acknowledged for this long is taken over by another worker.
-    pub reclaim_idle_ms: u64,
-    /// Redis Stream (under the Redis key prefix) and its consumer group.
-    pub stream: String,
-    pub group: String,
-    /// `postgres` or `filesystem`.
-    pub image_backend: String,
-    pub image_dir: std::path::PathBuf,
-    pub max_image_bytes: usize,
-    /// Newest images kept per user, and the oldest age kept.
-    pub retention_per_user: i64,
-    pub retention_max_age_days: f64,
-    pub retention_interval_secs: u64,
-    /// Longest side of stored reference photos.
-    pub photo_max_side: u32,
-}
+pub use settings::FeedSettings;
 
 pub const BLEND_SLOT: &str = "blend";
 

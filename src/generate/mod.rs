@@ -5,4 +5,7 @@ pub mod engine;
 pub mod manifest;
 pub mod models;
 pub mod pipeline;
+pub mod settings;
 pub mod timing;
+
+pub use settings::OnnxSettings;

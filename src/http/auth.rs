@@ -5,11 +5,24 @@ use std::pin::Pin;
 
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use secrecy::SecretString;
+use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::keys::{self, Scope};
 use crate::startup::AppState;
 use crate::store;
+
+/// `[auth]`: the bootstrap key and the per-key rate limit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Bootstrap key holding every scope (`STYLECAST_ADMIN_KEY`).
+    pub admin_key: Option<SecretString>,
+    /// Requests per second each API key may make (sustained); 0 turns the limit off.
+    pub rate_limit_per_sec: u32,
+    /// Requests a key may make at once above the sustained rate.
+    pub rate_limit_burst: u32,
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

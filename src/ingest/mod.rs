@@ -11,20 +11,34 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 pub use event::{Event, EventKind, Toggle};
 pub use parse::{BatchFormat, Rejection, ValidationRules};
 
 use crate::cache::Cache;
-use crate::config::IngestSettings;
 use crate::error::AppError;
 use crate::interest::AffinityModel;
 use crate::store::events as store_events;
 use crate::store::partitions::{Month, Partitions};
 use crate::store::people_ids::{People, PeopleIds};
 use state::{BatchEffects, ResolvedEvent};
+
+/// `[ingest]`: batch limits and validation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    pub max_events_per_batch: usize,
+    pub max_body_bytes: usize,
+    /// Events further than this in the future are rejected (clock skew allowance).
+    pub max_future_skew_secs: i64,
+    /// Events before this instant are rejected (RFC 3339).
+    pub min_occurred_at: chrono::DateTime<chrono::Utc>,
+    /// Attempts for a batch transaction that hits a deadlock or serialization failure.
+    pub max_attempts: u32,
+    /// External-id → internal-id entries cached per process, for users and for influencers each.
+    pub people_cache_capacity: u64,
+}
 
 /// The answer to one batch.
 #[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]

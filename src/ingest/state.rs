@@ -116,7 +116,7 @@ impl BatchEffects {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AffinitySettings;
+    use crate::interest::AffinitySettings;
 
     fn model() -> AffinityModel {
         let weights = [
