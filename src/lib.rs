@@ -23,5 +23,3 @@ pub mod style;
 pub mod telemetry;
 pub mod tensor;
 pub mod tools;
-
-pub use error::AppError;

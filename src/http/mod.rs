@@ -11,6 +11,8 @@ pub mod openapi;
 pub mod ops;
 pub mod people;
 pub mod provenance;
+pub mod rate_limit;
+pub mod state;
 pub mod telemetry;
 
 use actix_web::{web, HttpResponse};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::ingest::EventKind;
+use crate::ingest::event::EventKind;
 
 /// `[affinity]`: how engagement turns into a time-decayed score.
 #[derive(Debug, Clone, Deserialize)]
