@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::error::GenerateError;
-use super::models::Models;
+use super::models::{photo_code, Models};
 use super::timing::{Stage, StageTimes};
 use crate::cache::Cache;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
@@ -20,7 +20,6 @@ use crate::media::{self, MediaLimits, OutputFormat};
 use crate::provenance::{self, Mark};
 use crate::recommend::Recommender;
 use crate::store::styles::{self, FeedOrigin, GenerationRecord};
-use crate::style::extract::photo_code;
 use crate::tensor::{from_tensor, to_tensor};
 
 #[derive(Debug, Clone, Deserialize)]

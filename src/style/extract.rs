@@ -4,13 +4,10 @@ use image::RgbImage;
 use ndarray::Array2;
 
 use crate::generate::engine::{off_worker, EngineError};
-use crate::generate::models::Models;
+use crate::generate::models::{Models, STYLE_SIDE};
 use crate::media;
 use crate::style::gram;
 use crate::tensor::to_tensor;
-
-/// Style photos are centre-cropped to a square of this side (the encoder's training size).
-pub const STYLE_SIDE: u32 = 256;
 
 pub struct PhotoStyle {
     pub code: Vec<f32>,
@@ -30,9 +27,4 @@ pub async fn photo_style(models: &Models, image: RgbImage) -> Result<PhotoStyle,
     })
     .await?;
     Ok(PhotoStyle { code, grams })
-}
-
-/// The style code of an arbitrary photo (the user's own, for strength interpolation).
-pub async fn photo_code(models: &Models, image: &RgbImage) -> Result<Vec<f32>, EngineError> {
-    models.style_code(&media::square(image, STYLE_SIDE)).await
 }

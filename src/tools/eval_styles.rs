@@ -12,10 +12,10 @@ use image::RgbImage;
 use ndarray::{ArrayD, IxDyn};
 use sqlx::PgPool;
 
-use crate::generate::models::Models;
+use crate::generate::models::{Models, STYLE_SIDE};
 use crate::media::{self, MediaLimits};
 use crate::store::styles;
-use crate::style::extract::{photo_style, STYLE_SIDE};
+use crate::style::extract::photo_style;
 use crate::style::gram;
 use crate::style::service::{self, StyleError};
 use crate::tensor::{from_tensor, to_tensor};
