@@ -28,8 +28,9 @@ use crate::recommend::MAX_K;
 use crate::store::feeds::{self as store_feeds, DesiredItem, FeedItemRow};
 use crate::store::images::ImageStore;
 use crate::store::styles;
-pub use error::FeedError;
 use queue::{Job, JobQueue};
+
+pub use error::FeedError;
 pub use settings::FeedSettings;
 
 /// What feeds run on, in a server (beside the HTTP state) and in a worker process alike.
