@@ -1,11 +1,21 @@
-//! The one error type of the service and its one mapping to HTTP.
+//! The one error type of the HTTP edge and its one mapping to HTTP.
 //!
-//! Client variants answer 4xx with `{"code", "message"}`; dependency outages answer 503
+//! Domain modules return their own errors (`IngestError`, `GenerateError`, `FeedError`,
+//! `StyleError`, `VerifyError`, …) and never see this type; each becomes an `AppError`
+//! through one `From` at the end of this file. Client variants answer 4xx with `{"code", "message"}`; dependency outages answer 503
 //! with `Retry-After`; everything else logs its cause chain and answers an opaque 500.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::feed::FeedError;
+use crate::generate::engine::EngineError;
+use crate::generate::GenerateError;
+use crate::ingest::IngestError;
+use crate::media::MediaError;
+use crate::provenance::VerifyError;
+use crate::style::service::StyleError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -30,7 +40,7 @@ pub enum AppError {
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error(transparent)]
-    Media(#[from] crate::media::MediaError),
+    Media(#[from] MediaError),
     #[error("the generator is at capacity; retry after {retry_after_secs}s")]
     Overloaded { retry_after_secs: u64 },
     #[error("generation is unavailable: {0}")]
@@ -127,7 +137,7 @@ impl ResponseError for AppError {
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Media(crate::media::MediaError::TooLarge { .. } | crate::media::MediaError::TooManyPixels { .. }) => {
+            Self::Media(MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::Media(_) => StatusCode::BAD_REQUEST,
@@ -178,24 +188,94 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-impl From<crate::generate::engine::EngineError> for AppError {
-    fn from(err: crate::generate::engine::EngineError) -> Self {
+// One `From` per domain error: the only place a domain outcome becomes a status, a code and
+// a message. Database errors of every domain go through `From<sqlx::Error>` (503 when
+// Postgres is unavailable, an opaque 500 otherwise).
+
+impl From<EngineError> for AppError {
+    fn from(err: EngineError) -> Self {
         match err {
-            crate::generate::engine::EngineError::Overloaded => Self::Overloaded { retry_after_secs: 1 },
+            EngineError::Overloaded => Self::Overloaded { retry_after_secs: 1 },
             other => Self::Internal(other.to_string()),
         }
     }
 }
 
-impl From<crate::style::service::StyleError> for AppError {
-    fn from(err: crate::style::service::StyleError) -> Self {
-        use crate::style::service::StyleError;
+impl From<StyleError> for AppError {
+    fn from(err: StyleError) -> Self {
         match err {
             StyleError::Media(err) => Self::Media(err),
             StyleError::UnknownInfluencer(id) => Self::NotFound(format!("influencer {id:?}")),
             StyleError::Engine(err) => err.into(),
             StyleError::Database(err) => err.into(),
             StyleError::Task(message) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::UnsupportedMediaType(content_type) => Self::UnsupportedMediaType(content_type),
+            IngestError::Malformed { code, message } => Self::BadRequest { code, message },
+            IngestError::TooManyEvents { count, limit } => Self::TooManyEvents { count, limit },
+            IngestError::Parser(_) => Self::Internal(err.to_string()),
+            IngestError::Database(err) => err.into(),
+        }
+    }
+}
+
+impl From<GenerateError> for AppError {
+    fn from(err: GenerateError) -> Self {
+        match err {
+            GenerateError::InvalidMix(_) => Self::bad_request("invalid_mix", err.to_string()),
+            GenerateError::InvalidStrength(_) => Self::bad_request("invalid_strength", err.to_string()),
+            GenerateError::InvalidSize { .. } => Self::bad_request("invalid_size", err.to_string()),
+            GenerateError::NoStyle(_) | GenerateError::StyleWithdrawn(_) => Self::Unprocessable {
+                code: "no_style",
+                message: err.to_string(),
+            },
+            GenerateError::NoStyles => Self::Unprocessable {
+                code: "no_styles",
+                message: err.to_string(),
+            },
+            GenerateError::ModelsUnavailable(why) => Self::ModelsUnavailable(why),
+            GenerateError::Media(err) => Self::Media(err),
+            GenerateError::Engine(err) => err.into(),
+            GenerateError::Database(err) => err.into(),
+            GenerateError::Mark(_) | GenerateError::Task(_) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<FeedError> for AppError {
+    fn from(err: FeedError) -> Self {
+        match err {
+            FeedError::InvalidCursor(_) => Self::bad_request("invalid_cursor", err.to_string()),
+            FeedError::NotFound(what) => Self::NotFound(what),
+            FeedError::NoStyles => Self::Unprocessable {
+                code: "no_styles",
+                message: err.to_string(),
+            },
+            FeedError::Media(err) => Self::Media(err),
+            FeedError::Generate(err) => err.into(),
+            FeedError::Database(err) => err.into(),
+            // Image store failures, database ones included, stay an opaque 500.
+            FeedError::EncodePhoto(_) | FeedError::Images(_) | FeedError::Task(_) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<VerifyError> for AppError {
+    fn from(err: VerifyError) -> Self {
+        match err {
+            VerifyError::Media(err) => Self::Media(err),
+            VerifyError::TooSmall(too_small) => Self::Unprocessable {
+                code: "image_too_small",
+                message: too_small.to_string(),
+            },
+            VerifyError::Task(_) => Self::Internal(err.to_string()),
+            VerifyError::Database(err) => err.into(),
         }
     }
 }

@@ -21,6 +21,5 @@ pub mod startup;
 pub mod store;
 pub mod style;
 pub mod telemetry;
+pub mod tensor;
 pub mod tools;
-
-pub use error::AppError;

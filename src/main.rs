@@ -44,14 +44,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn worker(settings: Settings, args: WorkerArgs) -> anyhow::Result<()> {
-    let (state, _) = stylecast::startup::build_state(&settings)
+    // The feed's own services: no HTTP state, no listener.
+    let services = stylecast::startup::build_services(&settings)
         .await
         .context("starting the feed worker")?;
     let name = args.name.unwrap_or_else(|| stylecast::startup::worker_name("worker"));
     let concurrency = args.concurrency.unwrap_or(settings.feed.worker_concurrency);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(stylecast::feed::worker::run(
-        state.into_inner(),
+        services.feeds.clone(),
         name,
         concurrency,
         stopped,

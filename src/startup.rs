@@ -13,59 +13,21 @@ use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::Cache;
-use crate::config::{OnnxSettings, Settings};
+use crate::config::Settings;
 use crate::feed::queue::{Job, JobQueue};
-use crate::feed::FeedSettings;
+use crate::feed::{FeedSettings, Feeds};
 use crate::generate::engine::EngineConfig;
 use crate::generate::models::{missing, ModelStatus, Models};
-use crate::generate::pipeline::{GenerateSettings, Pipeline};
+use crate::generate::Generation;
+use crate::http::rate_limit::KeyRateLimiter;
+use crate::http::state::AppState;
 use crate::ingest::Ingestor;
 use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;
-use crate::media::MediaLimits;
 use crate::recommend::Recommender;
 use crate::store::images::{FileBlobs, ImageStore, PostgresBlobs};
 use crate::store::partitions::Partitions;
 use crate::{http, store, telemetry};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub pool: PgPool,
-    pub ingestor: Ingestor,
-    pub model: AffinityModel,
-    pub cache: Arc<Cache>,
-    pub recommender: Recommender,
-    pub bootstrap_key: Option<BootstrapKey>,
-    pub rate_limiter: Option<crate::http::auth::KeyRateLimiter>,
-    pub onnx: OnnxSettings,
-    /// None when the runtime or a model file is missing (`model_status` says why).
-    pub models: Option<Arc<Models>>,
-    pub model_status: ModelStatus,
-    pub generate: GenerateSettings,
-    pub media: MediaLimits,
-    pub feed: FeedSettings,
-    pub feed_queue: Arc<JobQueue>,
-    pub images: ImageStore,
-}
-
-impl AppState {
-    pub fn models(&self) -> Result<&Models, crate::error::AppError> {
-        self.models.as_deref().ok_or_else(|| {
-            crate::error::AppError::ModelsUnavailable(self.model_status.error.clone().unwrap_or_default())
-        })
-    }
-
-    pub fn pipeline(&self) -> Result<Pipeline<'_>, crate::error::AppError> {
-        Ok(Pipeline {
-            pool: &self.pool,
-            models: self.models()?,
-            recommender: &self.recommender,
-            cache: &self.cache,
-            settings: &self.generate,
-            limits: self.media,
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -88,9 +50,21 @@ pub struct Application {
     stop: watch::Sender<bool>,
 }
 
-/// Settings → migrated database → models, cache, queue: everything a server or a worker
-/// process needs.
-pub async fn build_state(settings: &Settings) -> Result<(web::Data<AppState>, Arc<Partitions>), StartupError> {
+/// What a server and a worker process both run on: the migrated pool, the cache, the models
+/// and the feed queue. A server builds its HTTP state from it (`app_state`); a worker takes
+/// only `feeds`.
+pub struct Services {
+    pub pool: PgPool,
+    pub partitions: Arc<Partitions>,
+    pub cache: Arc<Cache>,
+    pub model: AffinityModel,
+    pub recommender: Arc<Recommender>,
+    pub generation: Arc<Generation>,
+    pub feeds: Arc<Feeds>,
+}
+
+/// Settings → migrated database → models, cache, queue.
+pub async fn build_services(settings: &Settings) -> Result<Services, StartupError> {
     store::create_database_if_missing(&settings.database).await?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
@@ -112,42 +86,69 @@ pub async fn build_state(settings: &Settings) -> Result<(web::Data<AppState>, Ar
     if matches!(*feed_queue, JobQueue::Memory(_)) {
         requeue_pending(&pool, &feed_queue).await;
     }
-    let state = web::Data::new(AppState {
+    let recommender = Arc::new(Recommender::new(
+        pool.clone(),
+        cache.clone(),
+        Duration::from_secs(settings.embedding.recommendation_ttl_secs),
+    ));
+    let generation = Arc::new(Generation {
         pool: pool.clone(),
-        ingestor: Ingestor::new(
+        models,
+        model_status,
+        recommender: recommender.clone(),
+        cache: cache.clone(),
+        settings: settings.generate.clone(),
+        limits: settings.media,
+    });
+    let feeds = Arc::new(Feeds {
+        pool: pool.clone(),
+        settings: settings.feed.clone(),
+        queue: feed_queue,
+        images: ImageStore::new(
             pool.clone(),
-            model.clone(),
-            partitions.clone(),
-            cache.clone(),
+            image_blobs(&settings.feed)?,
+            settings.feed.max_image_bytes,
+        ),
+        limits: settings.media,
+        generation: generation.clone(),
+    });
+    Ok(Services {
+        pool,
+        partitions,
+        cache,
+        model,
+        recommender,
+        generation,
+        feeds,
+    })
+}
+
+/// The HTTP state over the services: what every handler can reach.
+fn app_state(settings: &Settings, services: &Services) -> web::Data<AppState> {
+    web::Data::new(AppState {
+        pool: services.pool.clone(),
+        ingestor: Ingestor::new(
+            services.pool.clone(),
+            services.model.clone(),
+            services.partitions.clone(),
+            services.cache.clone(),
             settings.ingest.clone(),
         )
-        .with_feed_queue(feed_queue.clone()),
-        model,
-        recommender: Recommender::new(
-            pool.clone(),
-            cache.clone(),
-            Duration::from_secs(settings.embedding.recommendation_ttl_secs),
-        ),
-        cache,
+        .with_feed_queue(services.feeds.queue.clone()),
+        model: services.model.clone(),
+        cache: services.cache.clone(),
+        recommender: services.recommender.clone(),
         bootstrap_key: settings
             .auth
             .admin_key
             .as_ref()
             .map(|key| BootstrapKey::new(key.expose_secret())),
-        rate_limiter: crate::http::auth::KeyRateLimiter::new(
-            settings.auth.rate_limit_per_sec,
-            settings.auth.rate_limit_burst,
-        ),
+        rate_limiter: KeyRateLimiter::new(settings.auth.rate_limit_per_sec, settings.auth.rate_limit_burst),
         onnx: settings.onnx.clone(),
-        models,
-        model_status,
-        generate: settings.generate.clone(),
         media: settings.media,
-        feed: settings.feed.clone(),
-        feed_queue,
-        images: ImageStore::new(pool, image_blobs(&settings.feed)?, settings.feed.max_image_bytes),
-    });
-    Ok((state, partitions))
+        generation: services.generation.clone(),
+        feeds: services.feeds.clone(),
+    })
 }
 
 fn image_blobs(feed: &FeedSettings) -> Result<Box<dyn crate::store::images::BlobStore>, StartupError> {
@@ -189,7 +190,8 @@ pub fn worker_name(role: &str) -> String {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let (state, partitions) = build_state(&settings).await?;
+        let services = build_services(&settings).await?;
+        let state = app_state(&settings, &services);
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -203,18 +205,23 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         let worker = settings.feed.serve_worker.then(|| {
             tokio::spawn(crate::feed::worker::run(
-                state.clone().into_inner(),
+                services.feeds.clone(),
                 worker_name("serve"),
                 settings.feed.worker_concurrency,
                 stopped,
             ))
         });
-        let maintenance = tokio::spawn(maintain(state.clone().into_inner(), partitions, settings.clone()));
-        tracing::info!(port, feed_queue = state.feed_queue.kind(), "stylecast listening");
+        let maintenance = tokio::spawn(maintain(
+            services.pool.clone(),
+            services.feeds.clone(),
+            services.partitions.clone(),
+            settings.clone(),
+        ));
+        tracing::info!(port, feed_queue = services.feeds.queue.kind(), "stylecast listening");
         Ok(Self {
             port,
             server,
-            pool: state.pool.clone(),
+            pool: services.pool.clone(),
             maintenance,
             worker,
             stop,
@@ -269,8 +276,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
 /// Background upkeep: next months' partitions (so inserts never wait on DDL at month
 /// start), scheduled embedding rebuilds (then feeds re-plan: recommendations changed) and
 /// the image retention policy.
-async fn maintain(state: Arc<AppState>, partitions: Arc<Partitions>, settings: Settings) {
-    let pool = &state.pool;
+async fn maintain(pool: PgPool, feeds: Arc<Feeds>, partitions: Arc<Partitions>, settings: Settings) {
+    let pool = &pool;
     let partition_every = Duration::from_secs(6 * 3600);
     let rebuild_every = Duration::from_secs(settings.embedding.rebuild_interval_secs);
     let retention_every = Duration::from_secs(settings.feed.retention_interval_secs);
@@ -300,7 +307,7 @@ async fn maintain(state: Arc<AppState>, partitions: Arc<Partitions>, settings: S
                         seconds = report.total_seconds,
                         "embedding model rebuilt"
                     );
-                    crate::feed::refresh_all(&state).await;
+                    crate::feed::refresh_all(&feeds).await;
                 }
                 Err(err) => tracing::warn!(error = %err, "scheduled embedding rebuild skipped"),
             }
@@ -308,7 +315,7 @@ async fn maintain(state: Arc<AppState>, partitions: Arc<Partitions>, settings: S
         if !retention_every.is_zero() && last_retention.is_none_or(|at| at.elapsed() >= retention_every) {
             last_retention = Some(tokio::time::Instant::now());
             let max_age = Duration::from_secs_f64(settings.feed.retention_max_age_days * 86_400.0);
-            match state
+            match feeds
                 .images
                 .enforce_retention(settings.feed.retention_per_user, max_age)
                 .await

@@ -3,9 +3,17 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogSettings;
+/// `[log]`: how logs are written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// An EnvFilter directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
 
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init_tracing(settings: &LogSettings) {

@@ -310,7 +310,7 @@ fn batch_of(inputs: &[ArrayD<f32>], rows: usize) -> anyhow::Result<Vec<ArrayD<f3
 fn stage_table(photo: &[u8], sizes: &[u32], multiple: u32) -> anyhow::Result<()> {
     use sha2::{Digest, Sha256};
     use stylecast::provenance::{self, xmp};
-    use stylecast::style::extract::{from_tensor, to_tensor};
+    use stylecast::tensor::{from_tensor, to_tensor};
 
     println!();
     println!(

@@ -308,7 +308,7 @@ async fn checkpoint(server: &str) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    stylecast::telemetry::init_tracing(&stylecast::config::LogSettings {
+    stylecast::telemetry::init_tracing(&stylecast::telemetry::LogSettings {
         format: "pretty".into(),
         filter: "warn".into(),
     });

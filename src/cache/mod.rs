@@ -10,11 +10,22 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use secrecy::ExposeSecret;
-use serde::Serialize;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::config::RedisSettings;
+/// `[redis]`: the shared cache (and the feed job stream).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// Absent: the in-process cache serves alone.
+    pub url: Option<SecretString>,
+    /// Prefix for every key this process writes (tests give each run its own).
+    pub key_prefix: String,
+    /// Entries kept by the in-process fallback cache.
+    pub memory_capacity: u64,
+    /// Milliseconds a Redis command may take before the fallback serves.
+    pub timeout_ms: u64,
+}
 
 /// Which cache answered the last probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -8,55 +8,41 @@
 //! store the image by content hash and point the slot at it. Postgres is the truth; the
 //! queue only says what to look at, so a lost job costs a delay, never a wrong image.
 
+pub mod error;
 pub mod photos;
 pub mod queue;
+pub mod settings;
 pub mod worker;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 
-use crate::error::AppError;
+use crate::generate::Generation;
 use crate::ingest::event::UserRef;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
-use crate::media::OutputFormat;
+use crate::media::MediaLimits;
 use crate::recommend::MAX_K;
-use crate::startup::AppState;
-use crate::store::feeds::{self, DesiredItem, FeedItemRow};
+use crate::store::feeds::{self as store_feeds, DesiredItem, FeedItemRow};
+use crate::store::images::ImageStore;
 use crate::store::styles;
-use queue::Job;
+use queue::{Job, JobQueue};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeedSettings {
-    pub default_k: usize,
-    pub max_k: usize,
-    /// Slots rendered ahead when a user's photo, interests or recommendations change.
-    pub prefetch_k: usize,
-    pub size: u32,
-    pub format: OutputFormat,
-    pub strength: f32,
-    /// A pending slot is queued again after this long (covers jobs lost with an in-process queue).
-    pub requeue_after_secs: f64,
-    /// Renders tried per spec before the slot is reported `failed`.
-    pub max_attempts: i32,
-    /// Whether `serve` also runs a worker.
-    pub serve_worker: bool,
-    /// Jobs a worker process renders at once.
-    pub worker_concurrency: usize,
-    /// A job claimed but not acknowledged for this long is taken over by another worker.
-    pub reclaim_idle_ms: u64,
-    /// Redis Stream (under the Redis key prefix) and its consumer group.
-    pub stream: String,
-    pub group: String,
-    /// `postgres` or `filesystem`.
-    pub image_backend: String,
-    pub image_dir: std::path::PathBuf,
-    pub max_image_bytes: usize,
-    /// Newest images kept per user, and the oldest age kept.
-    pub retention_per_user: i64,
-    pub retention_max_age_days: f64,
-    pub retention_interval_secs: u64,
-    /// Longest side of stored reference photos.
-    pub photo_max_side: u32,
+pub use error::FeedError;
+pub use settings::FeedSettings;
+
+/// What feeds run on, in a server (beside the HTTP state) and in a worker process alike.
+pub struct Feeds {
+    pub pool: PgPool,
+    pub settings: FeedSettings,
+    pub queue: Arc<JobQueue>,
+    pub images: ImageStore,
+    /// Limits on uploaded reference photos.
+    pub limits: MediaLimits,
+    /// Renders the slots, and says which influencers have a usable style.
+    pub generation: Arc<Generation>,
 }
 
 pub const BLEND_SLOT: &str = "blend";
@@ -110,56 +96,54 @@ pub struct FeedPage {
 }
 
 /// Offsets into the ranked influencers, kept opaque to callers.
-fn parse_cursor(cursor: Option<&str>) -> Result<usize, AppError> {
+fn parse_cursor(cursor: Option<&str>) -> Result<usize, FeedError> {
     let Some(cursor) = cursor else { return Ok(0) };
     cursor
         .strip_prefix("o")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| *n < MAX_K)
-        .ok_or_else(|| AppError::bad_request("invalid_cursor", format!("cursor {cursor:?} is not one this API gave")))
+        .ok_or_else(|| FeedError::InvalidCursor(cursor.to_string()))
 }
 
 /// One page of the feed; never waits for a render.
-pub async fn page(state: &AppState, user: &UserRef, k: usize, cursor: Option<&str>) -> Result<FeedPage, AppError> {
+pub async fn page(feeds: &Feeds, user: &UserRef, k: usize, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
     let offset = parse_cursor(cursor)?;
-    let plan = plan(state, user, offset, k).await?;
+    let plan = plan(feeds, user, offset, k).await?;
     Ok(plan)
 }
 
 /// Re-plans the first page after something the feed depends on changed.
-pub async fn refresh(state: &AppState, user: &UserRef) -> Result<usize, AppError> {
-    match plan(state, user, 0, state.feed.prefetch_k).await {
+pub async fn refresh(feeds: &Feeds, user: &UserRef) -> Result<usize, FeedError> {
+    match plan(feeds, user, 0, feeds.settings.prefetch_k).await {
         Ok(page) => Ok(page.queued),
         // A user without a photo (deleted since) has nothing to render.
-        Err(AppError::NotFound(_)) => Ok(0),
+        Err(FeedError::NotFound(_)) => Ok(0),
         Err(err) => Err(err),
     }
 }
 
 /// Queues a re-plan for every user with a photo (after a new embedding model).
-pub async fn refresh_all(state: &AppState) {
-    match feeds::all_users_with_photos(&state.pool).await {
+pub async fn refresh_all(feeds: &Feeds) {
+    match store_feeds::all_users_with_photos(&feeds.pool).await {
         Ok(users) => {
             let jobs = users.into_iter().map(|user| Job::Refresh { user }).collect();
-            state.feed_queue.push(jobs).await;
+            feeds.queue.push(jobs).await;
         }
         Err(err) => tracing::warn!(error = %err, "could not queue feed refreshes"),
     }
 }
 
-async fn plan(state: &AppState, user: &UserRef, offset: usize, k: usize) -> Result<FeedPage, AppError> {
-    let models = state.models()?;
-    let photo = feeds::photo_meta(&state.pool, user.as_str())
+async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<FeedPage, FeedError> {
+    let generation = &feeds.generation;
+    let models = generation.models()?;
+    let photo = store_feeds::photo_meta(&feeds.pool, user.as_str())
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("photo of user {user:?} (PUT /v1/users/{{user}}/photo first)")))?;
-    let styled = styles::styled_influencers(&state.pool, &models.encoder.version).await?;
+        .ok_or_else(|| FeedError::NotFound(format!("photo of user {user:?} (PUT /v1/users/{{user}}/photo first)")))?;
+    let styled = styles::styled_influencers(&feeds.pool, &models.encoder.version).await?;
     if styled.is_empty() {
-        return Err(AppError::Unprocessable {
-            code: "no_styles",
-            message: "no influencer has a usable style yet; upload reference photos first".into(),
-        });
+        return Err(FeedError::NoStyles);
     }
-    let recs = state.recommender.recommend(user, MAX_K).await?;
+    let recs = generation.recommender.recommend(user, MAX_K).await?;
     let ranked: Vec<(usize, String, f64)> = recs
         .items
         .into_iter()
@@ -169,18 +153,18 @@ async fn plan(state: &AppState, user: &UserRef, offset: usize, k: usize) -> Resu
         .collect();
     let spec_base = SpecBase {
         photo_sha256: &photo.sha256,
-        settings: &state.feed,
+        settings: &feeds.settings,
         model_version: models.version(),
     };
     let mut slots: Vec<PlannedSlot> = Vec::new();
     if offset == 0 {
         let blend = blend::interests(
-            &state.pool,
-            &state.recommender,
+            &feeds.pool,
+            &generation.recommender,
             &styled,
             user.as_str(),
-            state.generate.interests_k,
-            state.generate.interests_temperature,
+            generation.settings.interests_k,
+            generation.settings.interests_temperature,
         )
         .await?;
         slots.push(PlannedSlot::blend(quantize(blend)));
@@ -190,12 +174,12 @@ async fn plan(state: &AppState, user: &UserRef, offset: usize, k: usize) -> Resu
         slots.push(PlannedSlot::influencer(*rank, influencer, *score, recs.model_version));
     }
     let desired: Vec<DesiredItem> = slots.iter().map(|s| s.desired(&spec_base)).collect();
-    let (rows, to_queue) = feeds::plan_items(
-        &state.pool,
+    let (rows, to_queue) = store_feeds::plan_items(
+        &feeds.pool,
         photo.user_id,
         &desired,
-        state.feed.requeue_after_secs,
-        state.feed.max_attempts,
+        feeds.settings.requeue_after_secs,
+        feeds.settings.max_attempts,
     )
     .await?;
     let jobs: Vec<Job> = slots
@@ -205,11 +189,17 @@ async fn plan(state: &AppState, user: &UserRef, offset: usize, k: usize) -> Resu
         .map(|(slot, d)| slot.job(user.as_str(), &d.spec))
         .collect();
     let queued = jobs.len();
-    state.feed_queue.push(jobs).await;
+    feeds.queue.push(jobs).await;
     let items = slots
         .into_iter()
         .zip(desired)
-        .map(|(slot, d)| slot.item(rows.iter().find(|r| r.slot == d.slot), &d.spec, state.feed.max_attempts))
+        .map(|(slot, d)| {
+            slot.item(
+                rows.iter().find(|r| r.slot == d.slot),
+                &d.spec,
+                feeds.settings.max_attempts,
+            )
+        })
         .collect();
     Ok(FeedPage {
         user: user.to_string(),

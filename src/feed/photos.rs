@@ -6,12 +6,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::error::FeedError;
 use super::queue::Job;
-use crate::error::AppError;
+use super::Feeds;
 use crate::ingest::event::{ImageId, UserRef};
 use crate::media::{self, OutputFormat};
-use crate::startup::AppState;
-use crate::store::feeds;
+use crate::store::feeds as store_feeds;
 use crate::store::images::StoredImage;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,33 +26,28 @@ pub struct StoredPhoto {
     pub images_removed: usize,
 }
 
-pub async fn put(state: &AppState, user: &UserRef, upload: Bytes) -> Result<StoredPhoto, AppError> {
-    let limits = state.media;
-    let max_side = state.feed.photo_max_side;
-    let (png, width, height) = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+pub async fn put(feeds: &Feeds, user: &UserRef, upload: Bytes) -> Result<StoredPhoto, FeedError> {
+    let limits = feeds.limits;
+    let max_side = feeds.settings.photo_max_side;
+    let (png, width, height) = tokio::task::spawn_blocking(move || -> Result<_, FeedError> {
         let image = media::decode(&upload, &limits)?;
         let image = if image.width().max(image.height()) > max_side {
             media::fit(&image, max_side, 1)
         } else {
             image
         };
-        let png = media::encode(&image, OutputFormat::Png)
-            .map_err(|e| AppError::Internal(format!("encoding the photo: {e}")))?;
+        let png = media::encode(&image, OutputFormat::Png).map_err(FeedError::EncodePhoto)?;
         Ok((png, image.width(), image.height()))
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     let sha256 = hex::encode(Sha256::digest(&png));
-    let (user_id, replaced) = feeds::put_photo(&state.pool, user.as_str(), &sha256, width, height, &png).await?;
+    let (user_id, replaced) = store_feeds::put_photo(&feeds.pool, user.as_str(), &sha256, width, height, &png).await?;
     let images_removed = if replaced {
-        remove_images(state, user_id).await?
+        remove_images(feeds, user_id).await?
     } else {
         0
     };
-    state
-        .feed_queue
-        .push(vec![Job::Refresh { user: user.to_string() }])
-        .await;
+    feeds.queue.push(vec![Job::Refresh { user: user.to_string() }]).await;
     Ok(StoredPhoto {
         user: user.to_string(),
         sha256,
@@ -70,32 +65,27 @@ pub struct DeletedPhoto {
 }
 
 /// Deletes the photo, its feed items and every stored image made from it.
-pub async fn delete(state: &AppState, user: &UserRef) -> Result<DeletedPhoto, AppError> {
-    let meta = feeds::photo_meta(&state.pool, user.as_str())
+pub async fn delete(feeds: &Feeds, user: &UserRef) -> Result<DeletedPhoto, FeedError> {
+    let meta = store_feeds::photo_meta(&feeds.pool, user.as_str())
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("photo of user {user:?}")))?;
-    feeds::delete_photo(&state.pool, meta.user_id).await?;
-    let images_removed = remove_images(state, meta.user_id).await?;
+        .ok_or_else(|| FeedError::NotFound(format!("photo of user {user:?}")))?;
+    store_feeds::delete_photo(&feeds.pool, meta.user_id).await?;
+    let images_removed = remove_images(feeds, meta.user_id).await?;
     Ok(DeletedPhoto {
         user: user.to_string(),
         images_removed,
     })
 }
 
-async fn remove_images(state: &AppState, user_id: i64) -> Result<usize, AppError> {
-    state
-        .images
-        .delete_for_user(user_id)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))
+async fn remove_images(feeds: &Feeds, user_id: i64) -> Result<usize, FeedError> {
+    Ok(feeds.images.delete_for_user(user_id).await?)
 }
 
 /// A stored image by id.
-pub async fn image(state: &AppState, id: &ImageId) -> Result<StoredImage, AppError> {
-    state
+pub async fn image(feeds: &Feeds, id: &ImageId) -> Result<StoredImage, FeedError> {
+    feeds
         .images
         .get(id)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .ok_or_else(|| AppError::NotFound(format!("image {id}")))
+        .await?
+        .ok_or_else(|| FeedError::NotFound(format!("image {id}")))
 }

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::error::FeedError;
 use super::queue::{Delivery, Job};
-use crate::error::AppError;
-use crate::generate::pipeline::{FeedOrigin, GenerateRequest, StyleChoice};
+use super::Feeds;
+use crate::generate::pipeline::{GenerateRequest, StyleChoice};
 use crate::ingest::event::UserRef;
-use crate::startup::AppState;
-use crate::store::feeds;
+use crate::store::feeds as store_feeds;
 use crate::store::images::NewImage;
+use crate::store::styles::FeedOrigin;
 
 /// What became of one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +38,10 @@ impl Outcome {
 }
 
 /// Runs `concurrency` job loops until `stop` turns true; each finishes its current job first.
-pub async fn run(state: Arc<AppState>, name: String, concurrency: usize, stop: watch::Receiver<bool>) {
-    tracing::info!(worker = %name, concurrency, queue = state.feed_queue.kind(), "feed worker started");
+pub async fn run(feeds: Arc<Feeds>, name: String, concurrency: usize, stop: watch::Receiver<bool>) {
+    tracing::info!(worker = %name, concurrency, queue = feeds.queue.kind(), "feed worker started");
     let loops: Vec<_> = (0..concurrency.max(1))
-        .map(|i| tokio::spawn(job_loop(state.clone(), format!("{name}-{i}"), stop.clone())))
+        .map(|i| tokio::spawn(job_loop(feeds.clone(), format!("{name}-{i}"), stop.clone())))
         .collect();
     for handle in loops {
         let _ = handle.await;
@@ -48,14 +49,14 @@ pub async fn run(state: Arc<AppState>, name: String, concurrency: usize, stop: w
     tracing::info!(worker = %name, "feed worker stopped");
 }
 
-async fn job_loop(state: Arc<AppState>, consumer: String, mut stop: watch::Receiver<bool>) {
+async fn job_loop(feeds: Arc<Feeds>, consumer: String, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let delivery = tokio::select! {
-            next = state.feed_queue.next(&consumer, Duration::from_millis(500)) => next,
+            next = feeds.queue.next(&consumer, Duration::from_millis(500)) => next,
             _ = stop.changed() => break,
         };
         match delivery {
-            Ok(Some(delivery)) => handle(&state, &delivery).await,
+            Ok(Some(delivery)) => handle(&feeds, &delivery).await,
             Ok(None) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "reading feed jobs failed; retrying");
@@ -67,9 +68,9 @@ async fn job_loop(state: Arc<AppState>, consumer: String, mut stop: watch::Recei
 
 /// Processes one delivery and acknowledges it unless processing hit an outage (then the
 /// job stays pending and another worker, or this one, takes it over later).
-pub async fn handle(state: &AppState, delivery: &Delivery) {
+pub async fn handle(feeds: &Feeds, delivery: &Delivery) {
     let started = Instant::now();
-    let outcome = process(state, &delivery.job).await;
+    let outcome = process(feeds, &delivery.job).await;
     let label = match &outcome {
         Ok(outcome) => outcome.as_str(),
         Err(_) => "error",
@@ -78,7 +79,7 @@ pub async fn handle(state: &AppState, delivery: &Delivery) {
     metrics::histogram!("stylecast_feed_job_seconds").record(started.elapsed().as_secs_f64());
     match outcome {
         Ok(_) => {
-            if let Err(err) = state.feed_queue.ack(delivery).await {
+            if let Err(err) = feeds.queue.ack(delivery).await {
                 tracing::warn!(error = %err, id = %delivery.id, "acknowledging a feed job failed; it will be redone");
             }
         }
@@ -89,13 +90,13 @@ pub async fn handle(state: &AppState, delivery: &Delivery) {
 }
 
 /// Ok(outcome) means the job is finished (acknowledge it); Err means retry later.
-pub async fn process(state: &AppState, job: &Job) -> Result<Outcome, AppError> {
+pub async fn process(feeds: &Feeds, job: &Job) -> Result<Outcome, FeedError> {
     match job {
         Job::Refresh { user } => {
             let Ok(user) = UserRef::parse(user.as_str()) else {
                 return Ok(Outcome::Stale);
             };
-            super::refresh(state, &user).await?;
+            super::refresh(feeds, &user).await?;
             Ok(Outcome::Planned)
         }
         Job::Render {
@@ -112,65 +113,65 @@ pub async fn process(state: &AppState, job: &Job) -> Result<Outcome, AppError> {
                 score: *score,
                 recommendation_model: *recommendation_model,
             };
-            render(state, user, spec, origin).await
+            render(feeds, user, spec, origin).await
         }
     }
 }
 
-async fn render(state: &AppState, user: &str, spec: &str, origin: FeedOrigin) -> Result<Outcome, AppError> {
-    let Some(user_id) = crate::store::vectors::user_id(&state.pool, user).await? else {
+async fn render(feeds: &Feeds, user: &str, spec: &str, origin: FeedOrigin) -> Result<Outcome, FeedError> {
+    let Some(user_id) = crate::store::vectors::user_id(&feeds.pool, user).await? else {
         return Ok(Outcome::Stale);
     };
-    let Some(target) = feeds::render_target(&state.pool, user_id, &origin.slot, spec).await? else {
+    let Some(target) = store_feeds::render_target(&feeds.pool, user_id, &origin.slot, spec).await? else {
         return Ok(Outcome::Stale);
     };
     let Some(blend) = super::stored_blend(&target.blend) else {
         return Ok(Outcome::Stale);
     };
-    let pipeline = state.pipeline()?;
+    let pipeline = feeds.generation.pipeline()?;
     let request = GenerateRequest {
         photo: Bytes::from(target.photo),
         photo_sha256: Some(target.photo_sha256),
         user: user.to_string(),
         choice: StyleChoice::Interests,
-        strength: state.feed.strength,
-        size: state.feed.size,
-        format: state.feed.format,
+        strength: feeds.settings.strength,
+        size: feeds.settings.size,
+        format: feeds.settings.format,
     };
     let slot = origin.slot.clone();
     let generated = match pipeline.generate_for_feed(request, blend, origin).await {
         Ok(generated) => generated,
-        Err(err) if is_permanent(&err) => {
+        Err(err) if err.is_permanent() => {
             // A bad spec (style withdrawn, photo unreadable) will not fix itself.
-            feeds::record_failure(
-                &state.pool,
+            store_feeds::record_failure(
+                &feeds.pool,
                 user_id,
                 &slot,
                 spec,
                 &err.to_string(),
-                state.feed.max_attempts,
+                feeds.settings.max_attempts,
             )
             .await?;
             return Ok(Outcome::Failed);
         }
         Err(err) => {
-            if target.attempts >= state.feed.max_attempts {
-                feeds::record_failure(
-                    &state.pool,
+            if target.attempts >= feeds.settings.max_attempts {
+                store_feeds::record_failure(
+                    &feeds.pool,
                     user_id,
                     &slot,
                     spec,
                     &err.to_string(),
-                    state.feed.max_attempts,
+                    feeds.settings.max_attempts,
                 )
                 .await?;
                 return Ok(Outcome::Failed);
             }
-            return Err(err);
+            return Err(err.into());
         }
     };
     let (width, height) = dimensions(&generated.image);
-    let image_id = state
+    let image_id = feeds
         .images
         .put(&NewImage {
             user_id,
@@ -179,17 +180,9 @@ async fn render(state: &AppState, user: &str, spec: &str, origin: FeedOrigin) ->
             width,
             height,
         })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    feeds::complete(&state.pool, user_id, &slot, spec, image_id.as_str(), generated.id).await?;
+        .await?;
+    store_feeds::complete(&feeds.pool, user_id, &slot, spec, image_id.as_str(), generated.id).await?;
     Ok(Outcome::Rendered)
-}
-
-fn is_permanent(err: &AppError) -> bool {
-    matches!(
-        err,
-        AppError::BadRequest { .. } | AppError::Unprocessable { .. } | AppError::Media(_)
-    )
 }
 
 fn dimensions(bytes: &[u8]) -> (u32, u32) {

@@ -88,6 +88,15 @@ pub enum EngineError {
     Closed(String),
 }
 
+/// CPU work (image resizing, tensor conversion, Gram matrices) on the blocking pool, its
+/// failure an engine error like the model run it prepares or follows.
+pub async fn off_worker<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| EngineError::Run {
+        model: "style features".into(),
+        message: err.to_string(),
+    })
+}
+
 type Outputs = Result<Vec<ArrayD<f32>>, EngineError>;
 
 /// A job's outputs and where its time went: waiting for a worker (and for the rest of its

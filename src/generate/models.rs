@@ -13,12 +13,12 @@ use image::RgbImage;
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
-use super::engine::{Engine, EngineConfig, EngineError};
+use super::engine::{off_worker, Engine, EngineConfig, EngineError};
 use super::manifest::{Manifest, ModelEntry};
 use super::timing::{Stage, StageTimes};
 use crate::media::{self, FilterType};
 use crate::onnx_runtime;
-use crate::style::extract::{from_tensor, off_worker, to_tensor};
+use crate::tensor::{from_tensor, to_tensor};
 
 /// Which generator serves (`onnx.generator`: "default" takes the manifest's winner).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -204,7 +204,7 @@ impl Models {
         }
     }
 
-    /// The style code of a square style photo (`extract::STYLE_SIDE`), resized first when the
+    /// The style code of a square style photo (`STYLE_SIDE`), resized first when the
     /// encoder only takes another size.
     pub async fn style_code(&self, square: &RgbImage) -> Result<Vec<f32>, EngineError> {
         let input = self.encoder_input;
@@ -377,6 +377,14 @@ fn reflect(i: u32, n: u32) -> u32 {
     } else {
         period - m
     }
+}
+
+/// Style photos are centre-cropped to a square of this side (the encoder's training size).
+pub const STYLE_SIDE: u32 = 256;
+
+/// The style code of an arbitrary photo (the user's own, for strength interpolation).
+pub async fn photo_code(models: &Models, image: &RgbImage) -> Result<Vec<f32>, EngineError> {
+    models.style_code(&media::square(image, STYLE_SIDE)).await
 }
 
 #[cfg(test)]

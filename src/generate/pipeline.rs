@@ -11,16 +11,16 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::models::Models;
+use super::error::GenerateError;
+use super::models::{photo_code, Models};
 use super::timing::{Stage, StageTimes};
 use crate::cache::Cache;
-use crate::error::AppError;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
 use crate::media::{self, MediaLimits, OutputFormat};
 use crate::provenance::{self, Mark};
 use crate::recommend::Recommender;
-use crate::store::styles::{self, GenerationRecord};
-use crate::style::extract::{from_tensor, photo_code, to_tensor};
+use crate::store::styles::{self, FeedOrigin, GenerationRecord};
+use crate::tensor::{from_tensor, to_tensor};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GenerateSettings {
@@ -74,8 +74,8 @@ pub enum StyleChoice {
 
 impl StyleChoice {
     /// "a=0.7,b=0.3" → Mix.
-    pub fn parse_mix(text: &str) -> Result<Self, AppError> {
-        let invalid = |why: String| AppError::bad_request("invalid_mix", why);
+    pub fn parse_mix(text: &str) -> Result<Self, GenerateError> {
+        let invalid = GenerateError::InvalidMix;
         let mut parts = Vec::new();
         for part in text.split(',').filter(|p| !p.trim().is_empty()) {
             let (id, weight) = part
@@ -120,16 +120,6 @@ pub struct Generated {
     pub times: StageTimes,
 }
 
-/// Why an image was made: a caller's request, or a feed slot (with the recommendation that
-/// put the influencer there), recorded with the generation for analysts.
-#[derive(Debug, Clone, Default)]
-pub struct FeedOrigin {
-    pub slot: String,
-    pub rank: Option<i32>,
-    pub score: Option<f64>,
-    pub recommendation_model: Option<i64>,
-}
-
 pub struct Pipeline<'a> {
     pub pool: &'a PgPool,
     pub models: &'a Models,
@@ -140,7 +130,7 @@ pub struct Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, AppError> {
+    pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, GenerateError> {
         let started = Instant::now();
         self.check(&request)?;
         let mut times = StageTimes::default();
@@ -157,22 +147,19 @@ impl Pipeline<'_> {
         request: GenerateRequest,
         blend: Blend,
         origin: FeedOrigin,
-    ) -> Result<Generated, AppError> {
+    ) -> Result<Generated, GenerateError> {
         let started = Instant::now();
         self.check(&request)?;
         let mut times = StageTimes::default();
         let codes = times.time(Stage::Styles, self.usable_codes()).await?;
         if let Some(missing) = blend.weights.iter().find(|w| !codes.contains_key(&w.influencer)) {
-            return Err(AppError::Unprocessable {
-                code: "no_style",
-                message: format!("influencer {:?} has no usable style any more", missing.influencer),
-            });
+            return Err(GenerateError::StyleWithdrawn(missing.influencer.clone()));
         }
         self.produce(request, blend, &codes, Some(origin), Timer { started, times })
             .await
     }
 
-    async fn usable_codes(&self) -> Result<BTreeMap<String, Vec<f32>>, AppError> {
+    async fn usable_codes(&self) -> Result<BTreeMap<String, Vec<f32>>, GenerateError> {
         let styles = styles::usable_styles(self.pool, &self.models.encoder.version).await?;
         Ok(styles.into_iter().map(|s| (s.influencer, s.style_code)).collect())
     }
@@ -184,7 +171,7 @@ impl Pipeline<'_> {
         codes: &BTreeMap<String, Vec<f32>>,
         origin: Option<FeedOrigin>,
         timer: Timer,
-    ) -> Result<Generated, AppError> {
+    ) -> Result<Generated, GenerateError> {
         let Timer { started, mut times } = timer;
         let model_version = self.models.version();
         let looked_up = Instant::now();
@@ -223,8 +210,7 @@ impl Pipeline<'_> {
         // The cache entry goes out while the hashes the record needs are made.
         let record = async {
             let (input_sha256, output_sha256) = tokio::join!(input_sha256, sha256_off_worker(image.clone()));
-            let hashed =
-                |hash: Result<String, tokio::task::JoinError>| hash.map_err(|e| AppError::Internal(e.to_string()));
+            let hashed = |hash: Result<String, tokio::task::JoinError>| hash.map_err(GenerateError::Task);
             let (input_sha256, output_sha256) = (hashed(input_sha256)?, hashed(output_sha256)?);
             let generation = GenerationRecord {
                 id,
@@ -243,7 +229,7 @@ impl Pipeline<'_> {
                 origin: origin.as_ref(),
             };
             styles::record_generation(self.pool, &generation).await?;
-            Ok::<(), AppError>(())
+            Ok::<(), GenerateError>(())
         };
         let ((), recorded) = tokio::join!(cache_write, record);
         recorded?;
@@ -263,29 +249,25 @@ impl Pipeline<'_> {
         })
     }
 
-    fn check(&self, request: &GenerateRequest) -> Result<(), AppError> {
+    fn check(&self, request: &GenerateRequest) -> Result<(), GenerateError> {
         if !(0.0..=1.0).contains(&request.strength) {
-            return Err(AppError::bad_request(
-                "invalid_strength",
-                format!("strength {} is outside [0, 1]", request.strength),
-            ));
+            return Err(GenerateError::InvalidStrength(request.strength));
         }
         if !(32..=self.settings.max_size).contains(&request.size) {
-            return Err(AppError::bad_request(
-                "invalid_size",
-                format!("size {} is outside [32, {}]", request.size, self.settings.max_size),
-            ));
+            return Err(GenerateError::InvalidSize {
+                size: request.size,
+                max: self.settings.max_size,
+            });
         }
         Ok(())
     }
 
-    async fn blend(&self, request: &GenerateRequest, codes: &BTreeMap<String, Vec<f32>>) -> Result<Blend, AppError> {
-        let no_style = |id: &str| AppError::Unprocessable {
-            code: "no_style",
-            message: format!(
-                "influencer {id:?} has no usable style (no photos, no consent, or made by another encoder)"
-            ),
-        };
+    async fn blend(
+        &self,
+        request: &GenerateRequest,
+        codes: &BTreeMap<String, Vec<f32>>,
+    ) -> Result<Blend, GenerateError> {
+        let no_style = |id: &str| GenerateError::NoStyle(id.to_string());
         match &request.choice {
             StyleChoice::Influencer(id) => {
                 codes.get(id).ok_or_else(|| no_style(id))?;
@@ -318,10 +300,7 @@ impl Pipeline<'_> {
             }
             StyleChoice::Interests => {
                 if codes.is_empty() {
-                    return Err(AppError::Unprocessable {
-                        code: "no_styles",
-                        message: "no influencer has a usable style yet; upload reference photos first".into(),
-                    });
+                    return Err(GenerateError::NoStyles);
                 }
                 let styled: Vec<String> = codes.keys().cloned().collect();
                 Ok(blend::interests(
@@ -345,7 +324,7 @@ impl Pipeline<'_> {
         codes: &BTreeMap<String, Vec<f32>>,
         mark: Mark,
         times: &mut StageTimes,
-    ) -> Result<Bytes, AppError> {
+    ) -> Result<Bytes, GenerateError> {
         let mut target = vec![0.0f32; self.models.style_dim];
         for w in &blend.weights {
             if let Some(code) = codes.get(&w.influencer) {
@@ -397,16 +376,13 @@ pub async fn render(
     format: OutputFormat,
     mark: Mark,
     times: &mut StageTimes,
-) -> Result<Bytes, AppError> {
+) -> Result<Bytes, GenerateError> {
     let Photo { bytes, limits, size } = photo;
     let multiple = models.hw_multiple();
     let decoding = tokio::task::spawn_blocking(move || {
         media::decode_for_size(&bytes, &limits, size).map(|i| media::fit(&i, size, multiple))
     });
-    let content: RgbImage = times
-        .time(Stage::Decode, decoding)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let content: RgbImage = times.time(Stage::Decode, decoding).await??;
     let Styling { target, strength: s } = style;
     if s == 0.0 {
         return times.time(Stage::Encode, encode(move || content, format, mark)).await;
@@ -444,11 +420,10 @@ async fn encode(
     pixels: impl FnOnce() -> RgbImage + Send + 'static,
     format: OutputFormat,
     mark: Mark,
-) -> Result<Bytes, AppError> {
+) -> Result<Bytes, GenerateError> {
     let bytes = tokio::task::spawn_blocking(move || provenance::encode_marked(&pixels(), format, &mark))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(format!("making the output file: {e}")))?;
+        .await?
+        .map_err(GenerateError::Mark)?;
     Ok(Bytes::from(bytes))
 }
 

@@ -5,41 +5,30 @@ use std::pin::Pin;
 
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use secrecy::SecretString;
+use serde::Deserialize;
 
+use super::state::AppState;
 use crate::error::AppError;
 use crate::keys::{self, Scope};
-use crate::startup::AppState;
 use crate::store;
+
+/// `[auth]`: the bootstrap key and the per-key rate limit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Bootstrap key holding every scope (`STYLECAST_ADMIN_KEY`).
+    pub admin_key: Option<SecretString>,
+    /// Requests per second each API key may make (sustained); 0 turns the limit off.
+    pub rate_limit_per_sec: u32,
+    /// Requests a key may make at once above the sustained rate.
+    pub rate_limit_burst: u32,
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub name: String,
     scopes: Vec<Scope>,
-}
-
-/// Requests per key over time (GCRA, the `governor` crate); one per application.
-pub struct KeyRateLimiter(governor::DefaultKeyedRateLimiter<String>);
-
-impl KeyRateLimiter {
-    /// None when the limit is off (a rate of 0).
-    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
-        let rate = std::num::NonZeroU32::new(per_second)?;
-        let burst = std::num::NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-        Some(Self(governor::RateLimiter::keyed(
-            governor::Quota::per_second(rate).allow_burst(burst),
-        )))
-    }
-
-    fn check(&self, key: &str) -> Result<(), AppError> {
-        use governor::clock::Clock;
-        self.0.check_key(&key.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            AppError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        })
-    }
 }
 
 impl Principal {

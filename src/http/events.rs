@@ -3,11 +3,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::Principal;
 use super::body::read_limited;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::ingest::BatchFormat;
 use crate::ingest::IngestReport;
 use crate::keys::Scope;
-use crate::startup::AppState;
 
 /// One engagement event as a platform sends it (the schema of a batch item; the body is
 /// parsed item by item in `ingest::parse`, so a bad item is rejected alone).

@@ -6,13 +6,13 @@ use utoipa::IntoParams;
 use super::auth::Principal;
 use super::body::read_image_upload;
 use super::influencers::PhotoUpload;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::feed::photos::{DeletedPhoto, StoredPhoto};
 use crate::feed::FeedPage;
 use crate::feed::{self, photos};
 use crate::ingest::event::{ImageId, UserRef};
 use crate::keys::Scope;
-use crate::startup::AppState;
 
 fn user_ref(path: web::Path<String>) -> Result<UserRef, AppError> {
     UserRef::parse(path.into_inner()).map_err(|e| AppError::bad_request("invalid_id", e.to_string()))
@@ -46,7 +46,7 @@ pub async fn put_photo(
     principal.require(Scope::Generate)?;
     let user = user_ref(path)?;
     let upload = read_image_upload(&req, payload, state.media.max_bytes, "photo").await?;
-    let stored = photos::put(&state, &user, upload).await?;
+    let stored = photos::put(&state.feeds, &user, upload).await?;
     Ok(if stored.replaced {
         HttpResponse::Ok().json(stored)
     } else {
@@ -74,7 +74,7 @@ pub async fn delete_photo(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Generate)?;
     let user = user_ref(path)?;
-    Ok(HttpResponse::Ok().json(photos::delete(&state, &user).await?))
+    Ok(HttpResponse::Ok().json(photos::delete(&state.feeds, &user).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -110,16 +110,16 @@ pub async fn get_feed(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Read)?;
     let user = user_ref(path)?;
-    let k = match query.k.unwrap_or(state.feed.default_k) {
-        k if (1..=state.feed.max_k).contains(&k) => k,
+    let k = match query.k.unwrap_or(state.feeds.settings.default_k) {
+        k if (1..=state.feeds.settings.max_k).contains(&k) => k,
         k => {
             return Err(AppError::bad_request(
                 "invalid_query",
-                format!("k must be within 1..={}, got {k}", state.feed.max_k),
+                format!("k must be within 1..={}, got {k}", state.feeds.settings.max_k),
             ))
         }
     };
-    let page = feed::page(&state, &user, k, query.cursor.as_deref()).await?;
+    let page = feed::page(&state.feeds, &user, k, query.cursor.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(page))
@@ -153,7 +153,7 @@ pub async fn get_image(
     if matches {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
     }
-    let image = photos::image(&state, &id).await?;
+    let image = photos::image(&state.feeds, &id).await?;
     Ok(HttpResponse::Ok()
         .content_type(image.content_type)
         .insert_header((header::ETAG, etag))

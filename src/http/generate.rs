@@ -3,12 +3,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::Principal;
 use super::body::read_multipart;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::generate::pipeline::{GenerateRequest, StyleChoice};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::keys::Scope;
 use crate::media::OutputFormat;
-use crate::startup::AppState;
 
 /// The multipart form of `POST /v1/generate`.
 #[allow(dead_code)] // documents the wire format only
@@ -72,7 +72,7 @@ pub async fn post_generate(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Generate)?;
-    let pipeline = state.pipeline()?;
+    let pipeline = state.generation.pipeline()?;
     let mut parts = read_multipart(&req, payload, state.media.max_bytes + 64 * 1024).await?;
     let text =
         |parts: &std::collections::HashMap<String, bytes::Bytes>, name: &str| -> Result<Option<String>, AppError> {
@@ -110,7 +110,7 @@ pub async fn post_generate(
         Some(v) => v
             .parse::<u32>()
             .map_err(|_| AppError::bad_request("invalid_size", format!("size {v:?} is not a whole number")))?,
-        None => state.generate.default_size,
+        None => state.generation.settings.default_size,
     };
     let format = match text(&parts, "format")? {
         Some(v) => OutputFormat::parse(&v)

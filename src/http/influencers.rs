@@ -4,10 +4,10 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::body::read_image_upload;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::InfluencerRef;
 use crate::keys::Scope;
-use crate::startup::AppState;
 use crate::store::styles::{self, StoredStyle};
 use crate::style::service;
 
@@ -128,7 +128,7 @@ pub async fn post_photo(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Admin)?;
     let influencer = influencer_ref(path)?;
-    let models = state.models()?;
+    let models = state.generation.models()?;
     let photo = read_image_upload(&req, payload, state.media.max_bytes, "photo").await?;
     let style = service::add_photo(&state.pool, models, state.media, influencer.as_str(), photo).await?;
     Ok(HttpResponse::Created().json(style))

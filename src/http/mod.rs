@@ -11,11 +11,26 @@ pub mod openapi;
 pub mod ops;
 pub mod people;
 pub mod provenance;
+pub mod rate_limit;
+pub mod state;
 pub mod telemetry;
 
 use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 
 use crate::error::AppError;
+
+/// `[server]`: where and how the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+}
 
 /// Mounts every route; also used by the tests through `startup`.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -5,9 +5,9 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::state::AppState;
 use crate::cache::CacheKind;
 use crate::onnx_runtime::{self, RuntimeStatus};
-use crate::startup::AppState;
 use crate::store;
 
 /// The body of `/healthz`.
@@ -55,7 +55,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         database,
         cache: state.cache.live_kind().await,
         onnxruntime: onnx_runtime::status(&state.onnx.library_path),
-        models: state.model_status.clone(),
+        models: state.generation.model_status.clone(),
     };
     if readiness.ready {
         HttpResponse::Ok().json(readiness)

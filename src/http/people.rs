@@ -3,12 +3,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::interest::blend::Blend;
 use crate::keys::Scope;
 use crate::recommend::Recommendations;
-use crate::startup::AppState;
 use crate::store::people::{self, InfluencerSummary, UserSummary};
 
 #[derive(Deserialize, IntoParams)]
@@ -168,7 +168,7 @@ pub async fn get_interests(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Read)?;
     let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
-    let k = match query.k.unwrap_or(state.generate.interests_k) {
+    let k = match query.k.unwrap_or(state.generation.settings.interests_k) {
         k @ 1..=20 => k,
         k => {
             return Err(AppError::bad_request(
@@ -177,7 +177,7 @@ pub async fn get_interests(
             ))
         }
     };
-    let encoder_version = state.models()?.encoder.version.clone();
+    let encoder_version = state.generation.models()?.encoder.version.clone();
     let styled: Vec<String> = crate::store::styles::usable_styles(&state.pool, &encoder_version)
         .await?
         .into_iter()
@@ -189,7 +189,7 @@ pub async fn get_interests(
         &styled,
         user.as_str(),
         k,
-        state.generate.interests_temperature,
+        state.generation.settings.interests_temperature,
     )
     .await?;
     Ok(HttpResponse::Ok().json(Interests { user, blend }))

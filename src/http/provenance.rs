@@ -2,6 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::Principal;
 use super::body::read_image_upload;
+use super::state::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::provenance::Verdict;
 
@@ -15,7 +16,6 @@ pub struct VerifyUpload {
 }
 use crate::keys::Scope;
 use crate::provenance;
-use crate::startup::AppState;
 
 /// `POST /v1/provenance/verify`: an image (raw body or multipart `image`) → the generation its
 /// watermark names. Scope `read`: it returns a stored record, as the other reads do, and

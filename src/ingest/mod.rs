@@ -2,6 +2,7 @@
 //! current state they change and the affinity they add in one transaction.
 //! A 2xx answer is sent only after that transaction committed.
 
+pub mod error;
 pub mod event;
 pub mod parse;
 pub mod state;
@@ -11,20 +12,34 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+pub use error::IngestError;
 pub use event::{Event, EventKind, Toggle};
 pub use parse::{BatchFormat, Rejection, ValidationRules};
 
 use crate::cache::Cache;
-use crate::config::IngestSettings;
-use crate::error::AppError;
 use crate::interest::AffinityModel;
 use crate::store::events as store_events;
 use crate::store::partitions::{Month, Partitions};
 use crate::store::people_ids::{People, PeopleIds};
 use state::{BatchEffects, ResolvedEvent};
+
+/// `[ingest]`: batch limits and validation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    pub max_events_per_batch: usize,
+    pub max_body_bytes: usize,
+    /// Events further than this in the future are rejected (clock skew allowance).
+    pub max_future_skew_secs: i64,
+    /// Events before this instant are rejected (RFC 3339).
+    pub min_occurred_at: chrono::DateTime<chrono::Utc>,
+    /// Attempts for a batch transaction that hits a deadlock or serialization failure.
+    pub max_attempts: u32,
+    /// External-id → internal-id entries cached per process, for users and for influencers each.
+    pub people_cache_capacity: u64,
+}
 
 /// The answer to one batch.
 #[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -77,7 +92,7 @@ impl Ingestor {
     }
 
     #[tracing::instrument(name = "ingest_batch", skip_all, fields(bytes = body.len(), ?format))]
-    pub async fn ingest(&self, body: Bytes, format: BatchFormat) -> Result<IngestReport, AppError> {
+    pub async fn ingest(&self, body: Bytes, format: BatchFormat) -> Result<IngestReport, IngestError> {
         let rules = ValidationRules {
             now: Utc::now(),
             max_future_skew: chrono::Duration::seconds(self.settings.max_future_skew_secs),
@@ -87,7 +102,7 @@ impl Ingestor {
         // Parsing 5 MB of JSON is CPU work: keep it off the async workers.
         let parsed = tokio::task::spawn_blocking(move || parse::parse_batch(&body, format, &rules))
             .await
-            .map_err(|err| AppError::Internal(format!("parser task failed: {err}")))??;
+            .map_err(IngestError::Parser)??;
 
         let mut rejected = parsed.rejected;
         let mut events = parsed.events;
@@ -147,7 +162,7 @@ impl Ingestor {
         &self,
         image_events: Vec<(usize, event::ImageEvent)>,
         rejected: &mut Vec<Rejection>,
-    ) -> Result<Vec<(usize, Event)>, AppError> {
+    ) -> Result<Vec<(usize, Event)>, IngestError> {
         if image_events.is_empty() {
             return Ok(Vec::new());
         }
@@ -168,7 +183,7 @@ impl Ingestor {
         Ok(events)
     }
 
-    async fn write(&self, events: &[Event]) -> Result<usize, AppError> {
+    async fn write(&self, events: &[Event]) -> Result<usize, IngestError> {
         let months: BTreeSet<Month> = events.iter().map(|e| Month::of(e.occurred_at)).collect();
         self.partitions.ensure(&self.pool, months).await?;
         let mut attempt = 1;

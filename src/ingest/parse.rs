@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::error::IngestError;
 use super::event::{Event, EventId, EventKind, IdError, ImageEvent, ImageId, InfluencerRef, PostId, UserRef};
-use crate::error::AppError;
 
 /// How the batch body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub enum BatchFormat {
 
 impl BatchFormat {
     /// From a Content-Type value; absent means JSON.
-    pub fn from_content_type(content_type: Option<&str>) -> Result<Self, AppError> {
+    pub fn from_content_type(content_type: Option<&str>) -> Result<Self, IngestError> {
         let Some(value) = content_type else {
             return Ok(Self::JsonArray);
         };
@@ -31,7 +31,7 @@ impl BatchFormat {
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
                 Ok(Self::Ndjson)
             }
-            _ => Err(AppError::UnsupportedMediaType(value.to_string())),
+            _ => Err(IngestError::UnsupportedMediaType(value.to_string())),
         }
     }
 }
@@ -91,19 +91,17 @@ struct RawEvent<'a> {
     weight: Option<f64>,
 }
 
-pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
+pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) -> Result<ParsedBatch, IngestError> {
     match format {
         BatchFormat::JsonArray => parse_json_array(body, rules),
         BatchFormat::Ndjson => parse_ndjson(body, rules),
     }
 }
 
-fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
-    let text = std::str::from_utf8(body).map_err(|err| {
-        AppError::bad_request(
-            "invalid_utf8",
-            format!("body is not UTF-8 (first bad byte at offset {})", err.valid_up_to()),
-        )
+fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|err| IngestError::Malformed {
+        code: "invalid_utf8",
+        message: format!("body is not UTF-8 (first bad byte at offset {})", err.valid_up_to()),
     })?;
     let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|err| {
         let code = if err.is_data() {
@@ -111,7 +109,10 @@ fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch,
         } else {
             "malformed_json"
         };
-        AppError::bad_request(code, format!("body must be a JSON array of events: {err}"))
+        IngestError::Malformed {
+            code,
+            message: format!("body must be a JSON array of events: {err}"),
+        }
     })?;
     check_count(items.len(), rules)?;
     let mut batch = ParsedBatch::default();
@@ -121,7 +122,7 @@ fn parse_json_array(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch,
     Ok(batch)
 }
 
-fn parse_ndjson(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, AppError> {
+fn parse_ndjson(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, IngestError> {
     let lines: Vec<&[u8]> = body
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
@@ -137,9 +138,9 @@ fn parse_ndjson(body: &[u8], rules: &ValidationRules) -> Result<ParsedBatch, App
     Ok(batch)
 }
 
-fn check_count(count: usize, rules: &ValidationRules) -> Result<(), AppError> {
+fn check_count(count: usize, rules: &ValidationRules) -> Result<(), IngestError> {
     if count > rules.max_events {
-        return Err(AppError::TooManyEvents {
+        return Err(IngestError::TooManyEvents {
             count,
             limit: rules.max_events,
         });
@@ -339,15 +340,22 @@ mod tests {
 
     #[test]
     fn whole_body_errors_fail_the_request() {
+        let malformed = |result: Result<ParsedBatch, IngestError>| match result {
+            Err(IngestError::Malformed { code, .. }) => Some(code),
+            _ => None,
+        };
         let not_array = parse_batch(GOOD.as_bytes(), BatchFormat::JsonArray, &rules());
-        assert_eq!(not_array.err().map(|e| e.code()), Some("expected_array"));
+        assert_eq!(malformed(not_array), Some("expected_array"));
         let broken = parse_batch(b"[{", BatchFormat::JsonArray, &rules());
-        assert_eq!(broken.err().map(|e| e.code()), Some("malformed_json"));
+        assert_eq!(malformed(broken), Some("malformed_json"));
         let latin1 = parse_batch(b"[\"caf\xe9\"]", BatchFormat::JsonArray, &rules());
-        assert_eq!(latin1.err().map(|e| e.code()), Some("invalid_utf8"));
+        assert_eq!(malformed(latin1), Some("invalid_utf8"));
         let many = format!("[{GOOD},{GOOD},{GOOD},{GOOD}]");
         let too_many = parse_batch(many.as_bytes(), BatchFormat::JsonArray, &rules());
-        assert_eq!(too_many.err().map(|e| e.code()), Some("too_many_events"));
+        assert!(matches!(
+            too_many,
+            Err(IngestError::TooManyEvents { count: 4, limit: 3 })
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::event::{EventKind, Toggle};
-use crate::interest::AffinityModel;
+use crate::interest::affinity::AffinityModel;
 
 /// An accepted event with its people resolved to internal ids.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ impl BatchEffects {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AffinitySettings;
+    use crate::interest::AffinitySettings;
 
     fn model() -> AffinityModel {
         let weights = [

@@ -10,9 +10,17 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
-use crate::config::AffinitySettings;
-use crate::ingest::EventKind;
+use crate::ingest::event::EventKind;
+
+/// `[affinity]`: how engagement turns into a time-decayed score.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AffinitySettings {
+    pub half_life_days: f64,
+    /// Weight per kind; unlike/unfollow carry none: they remove the like/follow they undo.
+    pub weights: BTreeMap<EventKind, f64>,
+}
 
 /// Unix seconds of 2020-01-01T00:00:00Z; the SQL side (`affinity_now`) uses the same.
 pub const EPOCH_UNIX_SECS: f64 = 1_577_836_800.0;

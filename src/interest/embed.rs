@@ -4,10 +4,23 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::als::{self, AlsParams, Confidences};
 use crate::store::vectors::{self, BuildSummary, VectorTable};
+
+/// `[embedding]`: the interest vectors' build and how their recommendations are cached.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingSettings {
+    /// `[embedding.als]`: factors, regularization, alpha (confidence 1 + alpha · affinity),
+    /// iterations, cg_steps, seed.
+    pub als: AlsParams,
+    /// Seconds between scheduled rebuilds by `serve`; 0 turns them off.
+    pub rebuild_interval_secs: u64,
+    /// How long a user's recommendations stay cached (engagement invalidates them sooner).
+    pub recommendation_ttl_secs: u64,
+}
 
 /// Arbitrary but fixed: the advisory lock key of embedding builds.
 const BUILD_LOCK: i64 = 7_421_002;

@@ -5,4 +5,5 @@ pub mod als;
 pub mod blend;
 pub mod embed;
 
-pub use affinity::AffinityModel;
+pub use affinity::{AffinityModel, AffinitySettings};
+pub use embed::EmbeddingSettings;

@@ -12,8 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::media::{self, MediaLimits, OutputFormat};
+use crate::media::{self, MediaError, MediaLimits, OutputFormat};
 use crate::store::styles::{self, StoredGeneration};
 
 pub use watermark::{Detection, TooSmall, MIN_SIDE};
@@ -54,6 +53,20 @@ pub fn encode_marked(image: &RgbImage, format: OutputFormat, mark: &Mark) -> Res
     Ok(xmp::insert(bytes, format, stamped.dimensions(), &packet)?)
 }
 
+/// Why an upload could not be checked. The HTTP status and code of each case are decided
+/// once, in `crate::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    TooSmall(#[from] TooSmall),
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
 /// The answer of `POST /v1/provenance/verify`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Verdict {
@@ -72,17 +85,13 @@ pub struct Verdict {
 }
 
 /// Reads the watermark of an uploaded image and looks its generation up.
-pub async fn verify(pool: &PgPool, limits: MediaLimits, upload: bytes::Bytes) -> Result<Verdict, AppError> {
-    let (detection, xmp) = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+pub async fn verify(pool: &PgPool, limits: MediaLimits, upload: bytes::Bytes) -> Result<Verdict, VerifyError> {
+    let (detection, xmp) = tokio::task::spawn_blocking(move || -> Result<_, VerifyError> {
         let image = media::decode(&upload, &limits)?;
-        let detection = watermark::detect(&image).map_err(|e| AppError::Unprocessable {
-            code: "image_too_small",
-            message: e.to_string(),
-        })?;
+        let detection = watermark::detect(&image)?;
         Ok((detection, xmp::read(&upload).map(|p| xmp::fields(&p))))
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     let Some(detection) = detection else {
         return Ok(Verdict {
             found: false,

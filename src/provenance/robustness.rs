@@ -146,3 +146,48 @@ pub fn evaluate(photos: &[RgbImage], images: usize, seed: u64) -> Result<Report,
     report.psnr_mean = psnr_sum / images as f64;
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    use crate::provenance::watermark::{detect, embed};
+
+    fn photos() -> Vec<RgbImage> {
+        let photos = load_photos(std::path::Path::new("onnx/styles")).expect("onnx/styles");
+        assert!(photos.len() >= 20, "run onnx/check.sh first: {} photos", photos.len());
+        photos
+    }
+
+    #[test]
+    fn an_id_reads_back_and_an_unmarked_photo_reads_as_none() {
+        let photo = image::imageops::resize(&photos()[0], 200, 150, image::imageops::FilterType::Triangle);
+        let id = Uuid::new_v4();
+        let marked = embed(&photo, id).expect("embed");
+        assert_eq!(detect(&marked).expect("detect").map(|d| d.id), Some(id));
+        assert_eq!(detect(&photo).expect("detect"), None);
+        assert!(psnr(&photo, &marked) > 35.0);
+    }
+
+    /// Issue 7's bar: the id survives JPEG q75 and a 0.5x resize in at least 95% of 200 test
+    /// images (crops of the demo photos, each side 128..=512). 200 take minutes in a debug
+    /// build, so CI reads 40 (the same seed's first 40); `PROVENANCE_IMAGES=200` reads all,
+    /// as does `provenance-bench`, which fails below 95% too.
+    #[test]
+    fn ids_survive_jpeg_q75_and_half_size_in_95_percent_of_the_test_images() {
+        let images = std::env::var("PROVENANCE_IMAGES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(40);
+        let report = evaluate(&photos(), images, 7).expect("evaluate");
+        println!("{report:?}");
+        let rate = |n: usize| n as f64 / report.images as f64;
+        assert_eq!(report.clean, report.images);
+        assert!(rate(report.jpeg75) >= 0.95, "{report:?}");
+        assert!(rate(report.half) >= 0.95, "{report:?}");
+        assert!(rate(report.half_then_jpeg75) >= 0.95, "{report:?}");
+        assert_eq!((report.wrong_ids, report.false_positives), (0, 0));
+        assert!(report.psnr_min >= 35.0, "{report:?}");
+    }
+}

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 
+use crate::ingest::event::Toggle;
 use crate::ingest::state::{ResolvedEvent, ToggleKey, ToggleState};
-use crate::ingest::Toggle;
 
 /// Inserts the events whose ids were never seen (sorted by event id); returns their ids.
 /// Two statements, not one CTE: joining the RETURNING set back to the input cost more than

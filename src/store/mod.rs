@@ -17,12 +17,33 @@ pub mod vectors;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use crate::config::DatabaseSettings;
+/// `[database]`: the Postgres pool.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub acquire_timeout_secs: u64,
+    /// Server-side statement timeout for service queries.
+    pub statement_timeout_secs: u64,
+    /// Monthly partitions kept ready ahead of the current month.
+    pub partition_months_ahead: u32,
+}
+
+/// The read-only `stylecast_analyst` role (sql/README.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnalystSettings {
+    /// Login password; unset leaves it as it is (trust or another auth method).
+    pub password: Option<SecretString>,
+    /// Default statement timeout of the role.
+    pub statement_timeout_secs: u64,
+}
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -113,10 +134,7 @@ pub fn is_retryable(err: &sqlx::Error) -> bool {
 /// Password (when configured) and statement timeout of the read-only analyst role.
 /// The role is shared by every database on the server; a concurrent update of it by
 /// another service starting at the same moment is retried.
-pub async fn configure_analyst_role(
-    pool: &PgPool,
-    settings: &crate::config::AnalystSettings,
-) -> Result<(), StoreError> {
+pub async fn configure_analyst_role(pool: &PgPool, settings: &AnalystSettings) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
         let outcome = sqlx::query("SELECT configure_analyst_role($1, $2)")

@@ -157,6 +157,16 @@ pub async fn styled_influencers(pool: &PgPool, model_version: &str) -> Result<Ve
     .await
 }
 
+/// Why an image was made: a caller's request, or a feed slot (with the recommendation that
+/// put the influencer there), recorded with the generation for analysts.
+#[derive(Debug, Clone, Default)]
+pub struct FeedOrigin {
+    pub slot: String,
+    pub rank: Option<i32>,
+    pub score: Option<f64>,
+    pub recommendation_model: Option<i64>,
+}
+
 pub struct GenerationRecord<'a> {
     pub id: Uuid,
     pub user_external_id: &'a str,
@@ -172,7 +182,7 @@ pub struct GenerationRecord<'a> {
     pub latency_ms: f64,
     pub cache_hit: bool,
     /// Set for feed images (whose stored image id is the output hash).
-    pub origin: Option<&'a crate::generate::pipeline::FeedOrigin>,
+    pub origin: Option<&'a FeedOrigin>,
 }
 
 pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Result<(), sqlx::Error> {

@@ -14,9 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::error::AppError;
 use crate::generate::models::Models;
-use crate::ingest::{BatchFormat, IngestReport, Ingestor};
+use crate::ingest::{BatchFormat, IngestError, IngestReport, Ingestor};
 use crate::media::MediaLimits;
 use crate::store::styles;
 use crate::style::service;
@@ -49,7 +48,7 @@ pub enum DemoError {
     #[error(transparent)]
     Style(#[from] service::StyleError),
     #[error(transparent)]
-    App(#[from] AppError),
+    Ingest(#[from] IngestError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

@@ -12,12 +12,13 @@ use image::RgbImage;
 use ndarray::{ArrayD, IxDyn};
 use sqlx::PgPool;
 
-use crate::generate::models::Models;
+use crate::generate::models::{Models, STYLE_SIDE};
 use crate::media::{self, MediaLimits};
 use crate::store::styles;
-use crate::style::extract::{from_tensor, photo_style, to_tensor, STYLE_SIDE};
+use crate::style::extract::photo_style;
 use crate::style::gram;
 use crate::style::service::{self, StyleError};
+use crate::tensor::{from_tensor, to_tensor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StyleScore {

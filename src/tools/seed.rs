@@ -10,8 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::error::AppError;
-use crate::ingest::{BatchFormat, Ingestor};
+use crate::ingest::{BatchFormat, IngestError, Ingestor};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -107,7 +106,7 @@ pub async fn run(
     ingestor: &Ingestor,
     plan: &SeedPlan,
     mut progress: impl FnMut(usize),
-) -> Result<SeedReport, AppError> {
+) -> Result<SeedReport, IngestError> {
     let now = Utc::now();
     let mut report = SeedReport::default();
     let mut start = 0;

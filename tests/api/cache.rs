@@ -6,7 +6,7 @@ use stylecast::config::Settings;
 
 use crate::helpers::redis_url;
 
-fn settings(url: Option<&str>) -> stylecast::config::RedisSettings {
+fn settings(url: Option<&str>) -> stylecast::cache::RedisSettings {
     let mut redis = Settings::load(None).expect("settings").redis;
     redis.url = url.map(|u| u.to_string().into());
     redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
