@@ -303,7 +303,7 @@ def write_card(res, manifest):
     if tr.get("texture_run"):
         L.append(f"- texture branch: `{tr.get('texture_run')}`, {tr.get('texture_steps')} steps, "
                  f"{tr.get('texture_wall_s', 0) / 60:.1f} min")
-    L += ["", "## Held-out evaluation (never seen by training or tuning)", "",
+    L += ["", "## Held-out evaluation (never seen by training; see Limits on tuning)", "",
           f"{res['heldout']['stylecast']['n']} pairs = 5 photos x 8 looks, minus each photo with a reference built on "
           "itself; every method on the identical pair at 256 x 256 (Magenta's transform at 256 too). Looks:", ""]
     for lk in res["heldout_looks"]:

@@ -19,7 +19,10 @@ far the distribution match should go and correct it where the look is not a pure
 distribution change. Runs of 5-10 minutes on 2 CPU cores, held-out median style / content ratio
 (onnx/eval.py's set): untrained head 0.299 / 0.316; unrelated references, pixel loss 0.596 /
 0.084; 70 % same photo 0.463 / 0.158; + distribution term 0.445 / 0.167; same photo always
-0.441 / 0.190; + same crop half the time (the defaults) 0.290 / 0.296.
+0.441 / 0.190; + same crop half the time (the defaults) 0.290 / 0.296. These runs were judged
+on the held-out set itself (heldout.validation_set(), a split of training photos with fresh
+looks, came later and ranked the 100 % same-photo run first), so the held-out figures of the
+committed model are not a clean test: an outside re-measure on new photos and looks is.
 Loss, all against the target: --w-pixel x (L1 on RGB pixels + L1 on 8x8 block means) + --w-dist x
 the distribution distance (distribution_l1). A pixel loss alone teaches the head to hold back
 wherever a look adds what cannot be placed pixel by pixel: the colour_b run (pixel loss only, 70 %

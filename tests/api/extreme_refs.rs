@@ -9,10 +9,10 @@ use stylecast::media;
 use crate::generate::{generate, read, CONTENT};
 use crate::helpers::{spawn_app, TestApp};
 
-/// The floor on the luma SSIM (image-compare's MSSIM: 8x8 windows, no Gaussian weighting, so
-/// its values run lower than scikit-image's RGB SSIM that onnx/eval.py's `SSIM_FLOOR` of 0.30
-/// uses) between the output and the photo at the output's size.
-const SSIM_FLOOR: f64 = 0.30;
+/// The floor on the luma SSIM between the output and the photo at the output's size, measured
+/// with image-compare's MSSIM (8x8 windows, no Gaussian weighting), whose values run lower than
+/// scikit-image's RGB SSIM: onnx/eval.py holds the same references to 0.30 on that scale.
+const SSIM_FLOOR: f64 = 0.25;
 
 fn png(image: &RgbImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
