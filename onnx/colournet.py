@@ -12,7 +12,7 @@ other instead of through a muddy average.
 
 The generator maps a content photo to the code's distribution in three steps, each bounded:
   1. the code's statistics are made safe: the median luma is kept in [0.25, 0.75] and the median
-     chroma within +-0.25, the spread of luma cannot fall below 60 % of the photo's own, no
+     chroma within +-0.2, the spread of luma cannot fall below 60 % of the photo's own, no
      channel's spread can exceed 2.5x the photo's, and at most 15 % of the quantile range may
      sit above 0.95 or below 0.05 luma. A white, black,
      single-colour or noise reference therefore cannot blow the output out;
@@ -149,15 +149,16 @@ def safe_target(mu_r, cov_r, q_r, mu_c, cov_c, q_c):
     qy = torch.where(levels[None] < 0.85, qy.clamp(max=0.95), qy)
     qy = torch.where(levels[None] > 0.15, qy.clamp(min=0.05), qy)
     qy = qy.clamp(0.0, 1.0)
-    # chroma median within +-0.25: one saturated colour tints the photo instead of replacing it
+    # chroma median within +-0.2: one saturated colour tints the photo instead of replacing it
+    # (a stronger shift clips the bright or dark end of a channel and loses the photo's detail)
     qc = q[:, 1:]
-    qc = (qc + (qc[:, :, imed:imed + 1].clamp(-0.25, 0.25) - qc[:, :, imed:imed + 1])).clamp(-0.45, 0.45)
+    qc = (qc + (qc[:, :, imed:imed + 1].clamp(-0.2, 0.2) - qc[:, :, imed:imed + 1])).clamp(-0.4, 0.4)
     q = torch.cat([qy[:, None], qc], dim=1)
     # still ascending: every step above is a monotone map of an ascending sequence, or the sum
     # of two ascending sequences
     # the same bounds for the linear part: mean follows the safe median shift, covariance
     # luma variance at least 0.36x the photo's, trace at most 6.25x
-    mu = torch.cat([(mu_r[:, :1] + shift[:, None]).clamp(0.1, 0.9), mu_r[:, 1:].clamp(-0.25, 0.25)], dim=1)
+    mu = torch.cat([(mu_r[:, :1] + shift[:, None]).clamp(0.1, 0.9), mu_r[:, 1:].clamp(-0.2, 0.2)], dim=1)
     tr_c = torch.diagonal(cov_c, dim1=1, dim2=2).sum(-1).clamp_min(1e-5)
     tr_r = torch.diagonal(cov_r, dim1=1, dim2=2).sum(-1)
     lam = (0.36 - cov_r[:, 0, 0] / cov_c[:, 0, 0].clamp_min(1e-5)).clamp(min=0.0)

@@ -16,7 +16,7 @@ evaluate is written there). Tables:
   4. personalisation: two users' interest blends, and how far apart their images are;
   5. extreme references (white, black, one colour, noise, tiny, huge): broken / SSIM floor;
   6. time: generator vs Magenta's transform at the same input size, 256 and 512, 1 and 2 threads,
-     back to back, median of 7.
+     back to back, median of 7; and the generator alone at 1024 and 2048 (median of 3).
 Methods: stylecast (generator.onnx + style_encoder.onnx), magenta (predict at 256, transform at the
 content's own size), mkl (Pitie's linear colour transfer, numpy), identity.
 """
@@ -183,6 +183,17 @@ def timing(reps=7):
                     ts[name].append(1000 * (time.perf_counter() - t0))
             o, m = float(np.median(ts["stylecast"])), float(np.median(ts["magenta"]))
             res[f"{size}_{t}"] = {"size": size, "threads": t, "stylecast_ms": o, "magenta_ms": m, "ratio": o / m}
+    # feed sizes (item 11): ours alone; Magenta would take seconds a run here
+    for size in (1024, 2048):
+        x = rng.random((size, size, 3)).astype(np.float32)
+        ours[1].stylize(x, code)
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            ours[1].stylize(x, code)
+            ts.append(1000 * (time.perf_counter() - t0))
+        res[f"{size}_1"] = {"size": size, "threads": 1, "stylecast_ms": float(np.median(ts)), "magenta_ms": None,
+                            "ratio": None}
     return res
 
 
@@ -343,6 +354,9 @@ def write_card(res, manifest):
           "| input | threads | stylecast generator | Magenta transform, same size | ratio (goal ≤ 0.5) |",
           "|---|---|---|---|---|"]
     for t in res["timing"].values():
+        if t["magenta_ms"] is None:
+            L.append(f"| {t['size']}² | {t['threads']} | {t['stylecast_ms']:.1f} ms | not run | – |")
+            continue
         L.append(f"| {t['size']}² | {t['threads']} | {t['stylecast_ms']:.1f} ms | {t['magenta_ms']:.1f} ms | "
                  f"{t['ratio']:.2f} |")
     L += ["", "Style encoding runs once per influencer photo, never per request, and is not in these times.", "",

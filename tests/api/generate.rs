@@ -12,7 +12,8 @@ pub fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}; run onnx/check.sh first"))
 }
 
-pub async fn add_influencer(app: &TestApp, id: &str) {
+/// An influencer with consent and no photos yet.
+pub async fn put_influencer(app: &TestApp, id: &str) {
     let response = app
         .client
         .put(app.url(&format!("/v1/influencers/{id}")))
@@ -22,6 +23,10 @@ pub async fn add_influencer(app: &TestApp, id: &str) {
         .await
         .expect("put");
     assert_eq!(response.status().as_u16(), 200);
+}
+
+pub async fn add_influencer(app: &TestApp, id: &str) {
+    put_influencer(app, id).await;
     for n in 0..3 {
         let response = app
             .client
