@@ -237,7 +237,8 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
     let models = models_or_explain(settings).await?;
-    let cache = std::sync::Arc::new(stylecast::cache::Cache::new(&settings.redis)?);
+    let deployment = store::deployment_id(&pool).await?;
+    let cache = std::sync::Arc::new(stylecast::cache::Cache::new(&settings.redis, deployment)?);
     let recommender =
         stylecast::recommend::Recommender::new(pool.clone(), cache.clone(), std::time::Duration::from_secs(60));
     let pipeline = Pipeline {

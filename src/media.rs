@@ -45,6 +45,8 @@ pub enum MediaError {
     },
     #[error("image has a zero side")]
     ZeroSized,
+    #[error("image is truncated: {0}; send the whole file")]
+    Truncated(&'static str),
     #[error("image could not be decoded: {0}")]
     Corrupt(String),
 }
@@ -57,6 +59,7 @@ impl MediaError {
             Self::UnsupportedFormat => "unsupported_image_format",
             Self::TooManyPixels { .. } => "image_too_many_pixels",
             Self::ZeroSized => "image_zero_sized",
+            Self::Truncated(_) => "truncated_image",
             Self::Corrupt(_) => "corrupt_image",
         }
     }
@@ -147,7 +150,86 @@ fn accepted_format(bytes: &[u8], limits: &MediaLimits) -> Result<ImageFormat, Me
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) {
         return Err(MediaError::UnsupportedFormat);
     }
+    check_complete(bytes, format)?;
     Ok(format)
+}
+
+/// Whether the file ends where its own structure says it does. Decoders are lenient by
+/// design: a JPEG cut anywhere after its first scan decodes "fine", grey where the data
+/// stopped, and a PNG cut inside its last rows can too. Only the container tells: a JPEG's
+/// end-of-image marker after its first scan, a PNG's chunks up to IEND, a WebP's RIFF size.
+/// All three read headers only, never the pixels.
+pub fn check_complete(bytes: &[u8], format: ImageFormat) -> Result<(), MediaError> {
+    match format {
+        ImageFormat::Jpeg => jpeg_complete(bytes),
+        ImageFormat::Png => png_complete(bytes),
+        ImageFormat::WebP => webp_complete(bytes),
+        _ => Ok(()),
+    }
+}
+
+/// Walks the marker segments to the first start-of-scan, then looks for an end-of-image
+/// marker after it. Inside entropy-coded data a 0xFF byte is always followed by 0x00 or a
+/// restart marker (0xD0–0xD7), so 0xFF 0xD9 there can only be the real end; an EXIF
+/// thumbnail's own end marker sits before the first scan and does not count.
+fn jpeg_complete(bytes: &[u8]) -> Result<(), MediaError> {
+    const CUT: MediaError = MediaError::Truncated("the JPEG has no end-of-image marker after its scan data");
+    let mut at = 2;
+    let scan_start = loop {
+        let (Some(&prefix), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return Err(CUT);
+        };
+        if prefix != 0xFF {
+            return Err(MediaError::Corrupt(format!("the JPEG has no marker at byte {at}")));
+        }
+        match marker {
+            // Fill bytes before a marker.
+            0xFF => at += 1,
+            0xDA => break at,
+            0xD9 => return Err(MediaError::Corrupt("the JPEG ends before its first scan".into())),
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => at += 2,
+            _ => {
+                let length = bytes.get(at + 2..at + 4).ok_or(CUT)?;
+                at += 2 + usize::from(u16::from_be_bytes([length[0], length[1]]));
+            }
+        }
+    };
+    let has_end = bytes[scan_start..].windows(2).rev().any(|pair| pair == [0xFF, 0xD9]);
+    if has_end {
+        Ok(())
+    } else {
+        Err(CUT)
+    }
+}
+
+/// Walks the chunks (length, type, data, CRC) from the signature to IEND.
+fn png_complete(bytes: &[u8]) -> Result<(), MediaError> {
+    const CUT: MediaError = MediaError::Truncated("the PNG ends before its IEND chunk");
+    let mut at: usize = 8;
+    loop {
+        let header = bytes.get(at..at + 8).ok_or(CUT)?;
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let end = at.checked_add(12).and_then(|n| n.checked_add(length)).ok_or(CUT)?;
+        if end > bytes.len() {
+            return Err(CUT);
+        }
+        if &header[4..8] == b"IEND" {
+            return Ok(());
+        }
+        at = end;
+    }
+}
+
+/// The RIFF header states the file's size.
+fn webp_complete(bytes: &[u8]) -> Result<(), MediaError> {
+    const CUT: MediaError = MediaError::Truncated("the WebP is shorter than its RIFF header says");
+    let size = bytes.get(4..8).ok_or(CUT)?;
+    let stated = u64::from(u32::from_le_bytes([size[0], size[1], size[2], size[3]])) + 8;
+    if (bytes.len() as u64) < stated {
+        return Err(CUT);
+    }
+    Ok(())
 }
 
 /// The header alone decides whether the pixels may be decoded (decompression bombs stop here).
@@ -167,6 +249,12 @@ fn check_dimensions(width: u32, height: u32, limits: &MediaLimits) -> Result<(),
 }
 
 fn decode_whole(bytes: &[u8], format: ImageFormat, limits: &MediaLimits) -> Result<RgbImage, MediaError> {
+    // The header's dimensions first, without decoder limits, so an over-size image is refused
+    // with its real size (the decoder's own limit error carries no numbers).
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(corrupt_or_limit)?;
+    check_dimensions(width, height, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
@@ -184,6 +272,9 @@ fn decode_whole(bytes: &[u8], format: ImageFormat, limits: &MediaLimits) -> Resu
 
 fn corrupt_or_limit(err: image::ImageError) -> MediaError {
     match err {
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            MediaError::Truncated("the data ends inside the image")
+        }
         image::ImageError::Limits(_) => MediaError::TooManyPixels {
             width: 0,
             height: 0,
@@ -360,7 +451,7 @@ mod tests {
         let truncated = &png(50, 50)[..60];
         assert_eq!(
             decode(truncated, &limits).err().map(|e| e.code()),
-            Some("corrupt_image")
+            Some("truncated_image")
         );
         let big = MediaLimits {
             max_bytes: 10,
@@ -370,6 +461,78 @@ mod tests {
             decode(&png(5, 5), &big).err().map(|e| e.code()),
             Some("image_too_large")
         );
+    }
+
+    /// A photo-like image (smooth, with edges) in each upload format.
+    fn photo_like(format: OutputFormat) -> Vec<u8> {
+        let image = RgbImage::from_fn(320, 240, |x, y| {
+            let stripe = if (x / 20 + y / 30) % 2 == 0 { 60 } else { 0 };
+            image::Rgb([(x * 255 / 320) as u8, (y * 255 / 240) as u8, 90 + stripe])
+        });
+        encode(&image, format).expect("encode")
+    }
+
+    #[test]
+    fn uploads_cut_anywhere_are_truncated_not_decoded() {
+        for format in [OutputFormat::Jpeg, OutputFormat::Png, OutputFormat::Webp] {
+            let whole = photo_like(format);
+            assert!(decode(&whole, &MediaLimits::default()).is_ok(), "{format:?} whole");
+            for keep in [0.33, 0.5, 0.67, 0.9, 0.97, 0.995] {
+                let cut = &whole[..(whole.len() as f64 * keep) as usize];
+                for decoded in [
+                    decode(cut, &MediaLimits::default()),
+                    decode_for_size(cut, &MediaLimits::default(), 64),
+                ] {
+                    assert_eq!(
+                        decoded.err().map(|e| e.code()),
+                        Some("truncated_image"),
+                        "{format:?} cut to {keep} of {} bytes",
+                        whole.len()
+                    );
+                }
+            }
+            // The last byte alone: a JPEG loses half its end marker, a PNG its IEND's CRC.
+            let short = &whole[..whole.len() - 1];
+            assert_eq!(
+                decode(short, &MediaLimits::default()).err().map(|e| e.code()),
+                Some("truncated_image"),
+                "{format:?} less its last byte"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_end_and_an_exif_thumbnail_do_not_count_as_truncation() {
+        let mut padded = photo_like(OutputFormat::Jpeg);
+        padded.extend_from_slice(&[0u8; 64]);
+        assert!(decode(&padded, &MediaLimits::default()).is_ok());
+        // An APP1 segment whose payload holds its own end marker (as an EXIF thumbnail does),
+        // before a main image that is cut.
+        let whole = photo_like(OutputFormat::Jpeg);
+        let mut with_thumbnail = whole[..2].to_vec();
+        let payload = [b"Exif\0\0".as_slice(), &[0xFF, 0xD8, 0x00, 0xFF, 0xD9]].concat();
+        with_thumbnail.extend_from_slice(&[0xFF, 0xE1]);
+        with_thumbnail.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        with_thumbnail.extend_from_slice(&payload);
+        with_thumbnail.extend_from_slice(&whole[2..]);
+        assert!(decode(&with_thumbnail, &MediaLimits::default()).is_ok());
+        let cut = &with_thumbnail[..with_thumbnail.len() / 2];
+        assert_eq!(
+            decode(cut, &MediaLimits::default()).err().map(|e| e.code()),
+            Some("truncated_image")
+        );
+    }
+
+    #[test]
+    fn an_over_size_png_is_refused_with_its_real_size() {
+        let limits = MediaLimits {
+            max_side: 100,
+            ..MediaLimits::default()
+        };
+        let err = decode(&png(101, 10), &limits).err().expect("refused");
+        assert_eq!(err.code(), "image_too_many_pixels");
+        assert!(err.to_string().contains("101x10"), "{err}");
+        assert!(err.to_string().contains("at most 100"), "{err}");
     }
 
     #[test]

@@ -81,8 +81,9 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     let (models, model_status) = load_models(settings);
     telemetry::prometheus();
 
-    let cache = Arc::new(Cache::new(&settings.redis)?);
-    let feed_queue = Arc::new(JobQueue::connect(&settings.redis, &settings.feed).await);
+    let deployment = store::deployment_id(&pool).await?;
+    let cache = Arc::new(Cache::new(&settings.redis, deployment)?);
+    let feed_queue = Arc::new(JobQueue::connect(&settings.redis, &settings.feed, deployment).await);
     if matches!(*feed_queue, JobQueue::Memory(_)) {
         requeue_pending(&pool, &feed_queue).await;
     }

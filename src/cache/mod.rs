@@ -56,8 +56,15 @@ const RECONNECT_INTERVAL: Duration = Duration::from_secs(2);
 #[error("invalid REDIS_URL")]
 pub struct InvalidRedisUrl(#[source] redis::RedisError);
 
+/// Where this deployment's keys live in Redis: the configured prefix, then the database's
+/// deployment id (`store::deployment_id`). Two databases on one Redis, or a database reset
+/// under a running Redis, never see each other's keys.
+pub fn namespace(settings: &RedisSettings, deployment: uuid::Uuid) -> String {
+    format!("{}{}:", settings.key_prefix, deployment.simple())
+}
+
 impl Cache {
-    pub fn new(settings: &RedisSettings) -> Result<Self, InvalidRedisUrl> {
+    pub fn new(settings: &RedisSettings, deployment: uuid::Uuid) -> Result<Self, InvalidRedisUrl> {
         let redis = match &settings.url {
             Some(url) => Some(RedisBackend {
                 client: redis::Client::open(url.expose_secret()).map_err(InvalidRedisUrl)?,
@@ -74,7 +81,7 @@ impl Cache {
                 .max_capacity(settings.memory_capacity)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            prefix: settings.key_prefix.clone(),
+            prefix: namespace(settings, deployment),
         })
     }
 

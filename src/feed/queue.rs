@@ -62,9 +62,10 @@ const MEMORY_CAPACITY: usize = 100_000;
 
 impl JobQueue {
     /// Redis Streams when Redis is configured and answers now, else in-process.
-    pub async fn connect(redis: &RedisSettings, feed: &FeedSettings) -> Self {
+    pub async fn connect(redis: &RedisSettings, feed: &FeedSettings, deployment: uuid::Uuid) -> Self {
         if let Some(url) = &redis.url {
-            match StreamQueue::connect(url.expose_secret(), redis, feed).await {
+            let stream = format!("{}{}", crate::cache::namespace(redis, deployment), feed.stream);
+            match StreamQueue::connect(url.expose_secret(), redis, feed, stream).await {
                 Ok(queue) => return Self::Streams(queue),
                 Err(err) => tracing::warn!(error = %err, "redis unavailable for feed jobs; using an in-process queue"),
             }
@@ -125,13 +126,17 @@ impl JobQueue {
 }
 
 impl StreamQueue {
-    async fn connect(url: &str, redis: &RedisSettings, feed: &FeedSettings) -> Result<Self, redis::RedisError> {
+    async fn connect(
+        url: &str,
+        redis: &RedisSettings,
+        feed: &FeedSettings,
+        stream: String,
+    ) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let timeout = Duration::from_millis(redis.timeout_ms.max(500) * 4);
         let mut conn = tokio::time::timeout(timeout, ConnectionManager::new(client))
             .await
             .map_err(|_| redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect")))??;
-        let stream = format!("{}{}", redis.key_prefix, feed.stream);
         let created: redis::RedisResult<()> = conn.xgroup_create_mkstream(&stream, &feed.group, "0").await;
         if let Err(err) = created {
             if err.code() != Some("BUSYGROUP") {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub enum Stage {
     /// The usable influencer styles (Postgres) and the blend.
     Styles,
-    /// The upload's hash and the cache lookup.
+    /// The upload's hash, the cache lookup, and a hit's pixels decoded.
     Cache,
     /// Decode the upload and fit it to the requested size (blocking pool).
     Decode,

@@ -152,3 +152,17 @@ pub async fn configure_analyst_role(pool: &PgPool, settings: &AnalystSettings) -
         }
     }
 }
+
+/// This database's deployment id: the namespace of every Redis key the service writes. Made
+/// by the migration; made anew when the database is a copy of another (its oid differs from
+/// the one stored). Processes starting together on a fresh copy agree: the update re-checks
+/// its condition after waiting for the row lock, so only the first one changes the id.
+pub async fn deployment_id(pool: &PgPool) -> Result<uuid::Uuid, StoreError> {
+    sqlx::query(
+        "UPDATE deployment SET id = gen_random_uuid(), created_at = now(), database_oid = d.oid
+         FROM pg_database d WHERE d.datname = current_database() AND deployment.database_oid <> d.oid",
+    )
+    .execute(pool)
+    .await?;
+    Ok(sqlx::query_scalar("SELECT id FROM deployment").fetch_one(pool).await?)
+}

@@ -27,7 +27,7 @@ pub async fn open_ingest(settings: &Settings) -> anyhow::Result<(sqlx::PgPool, I
     partitions
         .ensure_ahead(&pool, settings.database.partition_months_ahead)
         .await?;
-    let cache = Arc::new(Cache::new(&settings.redis)?);
+    let cache = Arc::new(Cache::new(&settings.redis, store::deployment_id(&pool).await?)?);
     let ingestor = Ingestor::new(pool.clone(), model, partitions, cache, settings.ingest.clone());
     Ok((pool, ingestor))
 }

@@ -16,8 +16,9 @@ fn settings(url: Option<&str>) -> stylecast::cache::RedisSettings {
 #[tokio::test]
 async fn values_round_trip_through_redis_and_are_shared_between_instances() {
     let settings = settings(Some(&redis_url()));
-    let writer = Cache::new(&settings).expect("cache");
-    let reader = Cache::new(&settings).expect("cache");
+    let deployment = uuid::Uuid::new_v4();
+    let writer = Cache::new(&settings, deployment).expect("cache");
+    let reader = Cache::new(&settings, deployment).expect("cache");
     assert_eq!(writer.live_kind().await, CacheKind::Redis);
     writer
         .set("k", Bytes::from_static(b"value"), Duration::from_secs(30))
@@ -27,16 +28,19 @@ async fn values_round_trip_through_redis_and_are_shared_between_instances() {
         Some(&b"value"[..]),
         "read back from Redis by another instance"
     );
+    // Another deployment on the same Redis and prefix (a reset database) sees nothing.
+    let other = Cache::new(&settings, uuid::Uuid::new_v4()).expect("cache");
+    assert_eq!(other.get("k").await, None);
     writer.delete("k").await;
     assert_eq!(reader.get("k").await, None);
 }
 
 #[tokio::test]
 async fn a_dead_redis_falls_back_to_the_in_process_cache() {
-    let cache = Cache::new(&settings(Some("redis://127.0.0.1:1"))).expect("cache");
+    let cache = Cache::new(&settings(Some("redis://127.0.0.1:1")), uuid::Uuid::new_v4()).expect("cache");
     cache.set("k", Bytes::from_static(b"v"), Duration::from_secs(30)).await;
     assert_eq!(cache.get("k").await.as_deref(), Some(&b"v"[..]));
     assert_eq!(cache.live_kind().await, CacheKind::Memory);
-    let none = Cache::new(&settings(None)).expect("cache");
+    let none = Cache::new(&settings(None), uuid::Uuid::new_v4()).expect("cache");
     assert_eq!(none.live_kind().await, CacheKind::Memory);
 }

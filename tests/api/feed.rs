@@ -75,8 +75,13 @@ async fn until_ready(app: &TestApp, user: &str, within: Duration) -> Value {
 }
 
 fn worker(app: &TestApp, name: &str, reclaim_idle_ms: u64) -> Child {
+    worker_with(app, name, reclaim_idle_ms, &[])
+}
+
+fn worker_with(app: &TestApp, name: &str, reclaim_idle_ms: u64, settings: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_stylecast"))
         .args(["worker", "--concurrency", "1", "--name", name])
+        .envs(settings.iter().copied())
         .env("DATABASE_URL", &app.database_url)
         .env("REDIS_URL", redis_url())
         .env("STYLECAST__REDIS__KEY_PREFIX", &app.redis_prefix)
@@ -90,7 +95,11 @@ fn worker(app: &TestApp, name: &str, reclaim_idle_ms: u64) -> Child {
 async fn redis(app: &TestApp) -> (redis::aio::MultiplexedConnection, String) {
     let client = redis::Client::open(redis_url()).expect("redis url");
     let conn = client.get_multiplexed_async_connection().await.expect("redis");
-    (conn, format!("{}feed:jobs", app.redis_prefix))
+    let deployment: uuid::Uuid = sqlx::query_scalar("SELECT id FROM deployment")
+        .fetch_one(&app.pool)
+        .await
+        .expect("deployment id");
+    (conn, format!("{}{}:feed:jobs", app.redis_prefix, deployment.simple()))
 }
 
 /// Jobs delivered to a consumer and not yet acknowledged.
@@ -176,16 +185,36 @@ async fn a_first_feed_read_is_pending_and_a_worker_process_makes_it_ready() {
     assert_eq!(rank, Some(1));
 }
 
+/// The content photo scaled up to the largest side a stored photo keeps (1024 px), as PNG.
+fn photo_at_the_stored_maximum() -> Vec<u8> {
+    let photo = image::load_from_memory(&read(CONTENT)).expect("content photo").to_rgb8();
+    let (w, h) = photo.dimensions();
+    let scale = 1024.0 / f64::from(w.max(h));
+    let (sw, sh) = ((f64::from(w) * scale) as u32, (f64::from(h) * scale) as u32);
+    let large = image::imageops::resize(&photo, sw, sh, image::imageops::FilterType::Triangle);
+    let mut out = std::io::Cursor::new(Vec::new());
+    large.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    out.into_inner()
+}
+
 #[tokio::test]
 async fn a_worker_killed_mid_job_loses_no_job() {
     let app = feed_app(|s| s.feed.serve_worker = false).await;
-    put_photo(&app, "ana", read(CONTENT)).await;
+    put_photo(&app, "ana", photo_at_the_stored_maximum()).await;
     // bo's feed too, so there is more than one job to be in the middle of.
     put_photo(&app, "bo", read("onnx/styles/content_heldout/coffee.png")).await;
     let (status, _) = app.get_json("/v1/users/ana/feed?k=5").await;
     assert_eq!(status, 200);
 
-    let mut doomed = worker(&app, "doomed", 1_000);
+    // The colour model renders a 256 px feed image in a few milliseconds, faster than this test
+    // can notice the claim and kill; a 1024 px PNG takes long enough that the kill lands inside
+    // the job (the survivor renders at the configured size).
+    let mut doomed = worker_with(
+        &app,
+        "doomed",
+        1_000,
+        &[("STYLECAST__FEED__SIZE", "1024"), ("STYLECAST__FEED__FORMAT", "png")],
+    );
     let started = Instant::now();
     while unacknowledged(&app).await == 0 {
         assert!(

@@ -10,6 +10,7 @@ mod extreme_refs;
 mod feed;
 mod generate;
 mod helpers;
+mod honest_bytes;
 mod models;
 mod ops;
 mod people;

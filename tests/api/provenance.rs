@@ -94,15 +94,15 @@ async fn a_generated_image_and_a_degraded_copy_verify_to_their_generation() {
     assert_eq!(verdict["generation"]["id"], id.as_str());
     assert_eq!(verdict["xmp"], Value::Null);
 
-    // A cache hit is its own generation, but its bytes are the first one's: they name the
-    // generation that rendered them.
+    // A cache hit is its own generation, and its bytes say so (issue 20).
     let (second, cache, again) = generated(&app, "png", "256").await;
     assert_eq!(cache, "hit");
     assert_ne!(second, id);
-    assert_eq!(again, png);
+    assert_ne!(again, png);
     let (_, verdict) = verify(&app, again).await;
-    assert_eq!(verdict["generation_id"], id.as_str());
-    assert_eq!(verdict["generation"]["cache_hit"], false);
+    assert_eq!(verdict["generation_id"], second.as_str());
+    assert_eq!(verdict["xmp"]["generation_id"], second.as_str());
+    assert_eq!(verdict["generation"]["cache_hit"], true);
 }
 
 #[tokio::test]
@@ -154,7 +154,7 @@ async fn unmarked_small_and_broken_images_are_answered_with_codes() {
 
     let png = read(CONTENT);
     for (body, status_wanted, code) in [
-        (png[..png.len() / 3].to_vec(), 400, "corrupt_image"),
+        (png[..png.len() / 3].to_vec(), 400, "truncated_image"),
         (Vec::new(), 400, "empty_image"),
         (b"%PDF-1.4".to_vec(), 400, "unsupported_image_format"),
     ] {
