@@ -529,7 +529,7 @@ mod tests {
             max_side: 100,
             ..MediaLimits::default()
         };
-        let err = decode(&png(101, 10), &limits).err().expect("refused");
+        let err = decode(&png(101, 10), &limits).expect_err("refused");
         assert_eq!(err.code(), "image_too_many_pixels");
         assert!(err.to_string().contains("101x10"), "{err}");
         assert!(err.to_string().contains("at most 100"), "{err}");

@@ -442,7 +442,9 @@ async fn encode(pixels: Arc<RgbImage>, format: OutputFormat, mark: Mark) -> Resu
 async fn cache_entry(pixels: Arc<RgbImage>) -> Option<Bytes> {
     let encoding = tokio::task::spawn_blocking(move || {
         let mut out = std::io::Cursor::new(Vec::new());
-        pixels.write_to(&mut out, image::ImageFormat::Qoi).map(|()| out.into_inner())
+        pixels
+            .write_to(&mut out, image::ImageFormat::Qoi)
+            .map(|()| out.into_inner())
     });
     match encoding.await {
         Ok(Ok(bytes)) => Some(Bytes::from(bytes)),

@@ -48,12 +48,11 @@ async fn the_analyst_role_reads_every_view_and_nothing_else() {
     listed.sort();
     all_views.sort();
     assert_eq!(all_views, listed, "views in the schema vs the analyst's list");
-    let affinity: f64 = sqlx::query_scalar(
-        "SELECT affinity_now FROM analytics_affinity WHERE user_id = 'ana' AND influencer = 'nova'",
-    )
-    .fetch_one(&mut analyst)
-    .await
-    .expect("analytics_affinity");
+    let affinity: f64 =
+        sqlx::query_scalar("SELECT affinity_now FROM analytics_affinity WHERE user_id = 'ana' AND influencer = 'nova'")
+            .fetch_one(&mut analyst)
+            .await
+            .expect("analytics_affinity");
     assert!(affinity > 0.0, "{affinity}");
     for view in VIEWS {
         let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {view}"))

@@ -187,7 +187,9 @@ async fn a_first_feed_read_is_pending_and_a_worker_process_makes_it_ready() {
 
 /// The content photo scaled up to the largest side a stored photo keeps (1024 px), as PNG.
 fn photo_at_the_stored_maximum() -> Vec<u8> {
-    let photo = image::load_from_memory(&read(CONTENT)).expect("content photo").to_rgb8();
+    let photo = image::load_from_memory(&read(CONTENT))
+        .expect("content photo")
+        .to_rgb8();
     let (w, h) = photo.dimensions();
     let scale = 1024.0 / f64::from(w.max(h));
     let (sw, sh) = ((f64::from(w) * scale) as u32, (f64::from(h) * scale) as u32);

@@ -56,7 +56,10 @@ async fn two_users_on_one_cache_entry_each_get_their_own_generation() {
     let (ben_id, ben_cache, ben_bytes) = generation(&app, "ben", "png").await;
     // The second output format shares the pixels too.
     let (cy_id, cy_cache, cy_bytes) = generation(&app, "cy", "jpeg").await;
-    assert_eq!((ana_cache.as_str(), ben_cache.as_str(), cy_cache.as_str()), ("miss", "hit", "hit"));
+    assert_eq!(
+        (ana_cache.as_str(), ben_cache.as_str(), cy_cache.as_str()),
+        ("miss", "hit", "hit")
+    );
     assert_ne!(ana_id, ben_id);
     assert_carries(&app, &ana_bytes, &ana_id, "ana").await;
     assert_carries(&app, &ben_bytes, &ben_id, "ben").await;
@@ -112,7 +115,10 @@ async fn two_databases_on_one_redis_never_serve_each_others_entries() {
         }
     };
     let (first_deployment, second_deployment) = (deployment(&first).await, deployment(&second).await);
-    assert_ne!(first_deployment, second_deployment, "each database makes its own at migrate");
+    assert_ne!(
+        first_deployment, second_deployment,
+        "each database makes its own at migrate"
+    );
 
     let (first_id, first_cache, _) = generation(&first, "ana", "png").await;
     let (second_id, second_cache, second_bytes) = generation(&second, "ana", "png").await;
@@ -136,11 +142,16 @@ async fn two_databases_on_one_redis_never_serve_each_others_entries() {
             keys.iter().any(|k| k.starts_with(&format!("{own}pixels:"))),
             "{own}: {keys:?}"
         );
-        assert!(keys.iter().any(|k| k.starts_with(&format!("{own}recs:"))), "{own}: {keys:?}");
+        assert!(
+            keys.iter().any(|k| k.starts_with(&format!("{own}recs:"))),
+            "{own}: {keys:?}"
+        );
     }
     assert!(
-        keys.iter().all(|k| k.starts_with(&format!("{shared_prefix}{}:", first_deployment.simple()))
-            || k.starts_with(&format!("{shared_prefix}{}:", second_deployment.simple()))),
+        keys.iter().all(
+            |k| k.starts_with(&format!("{shared_prefix}{}:", first_deployment.simple()))
+                || k.starts_with(&format!("{shared_prefix}{}:", second_deployment.simple()))
+        ),
         "every key is under a deployment: {keys:?}"
     );
 }
@@ -148,10 +159,14 @@ async fn two_databases_on_one_redis_never_serve_each_others_entries() {
 /// A photo-like upload in each accepted format.
 fn uploads() -> Vec<(&'static str, Vec<u8>)> {
     let photo = media::decode(&read(CONTENT), &media::MediaLimits::default()).expect("photo");
-    [("jpeg", OutputFormat::Jpeg), ("png", OutputFormat::Png), ("webp", OutputFormat::Webp)]
-        .into_iter()
-        .map(|(name, format)| (name, media::encode(&photo, format).expect("encode")))
-        .collect()
+    [
+        ("jpeg", OutputFormat::Jpeg),
+        ("png", OutputFormat::Png),
+        ("webp", OutputFormat::Webp),
+    ]
+    .into_iter()
+    .map(|(name, format)| (name, media::encode(&photo, format).expect("encode")))
+    .collect()
 }
 
 /// Every route that takes an image, with the upload as its body.
@@ -218,4 +233,61 @@ async fn a_jpeg_with_broken_markers_gets_400() {
     jpeg[4..6].copy_from_slice(&[0x00, 0x03]);
     let (status, body) = send_to(&app, "generate", jpeg).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("corrupt_image")), "{body}");
+}
+
+/// The proptest targets of `tests/fuzz_inputs.rs`, driven through the HTTP routes: a real
+/// upload in each format, with bytes overwritten and cut anywhere, sent to every route that
+/// takes an image. Each answer is a success or a 4xx whose JSON body names the problem;
+/// never a 5xx, a dropped connection or a body without a code.
+#[test]
+fn mangled_uploads_on_every_route_get_a_coded_answer() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let app = runtime.block_on(async {
+        let app = spawn_app().await;
+        add_influencer(&app, "neon_nova").await;
+        app
+    });
+    let uploads = uploads();
+    let mangled = (
+        prop::sample::select(vec![0usize, 1, 2]),
+        prop::sample::select(vec!["generate", "influencer_photo", "user_photo", "verify"]),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        prop::option::of(any::<prop::sample::Index>()),
+    );
+    // Each case that decodes runs the generator, so fewer cases than the in-process targets.
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&mangled, |(format, route, flips, cut)| {
+            let mut body = uploads[format].1.clone();
+            for (at, value) in flips {
+                let i = at.index(body.len());
+                body[i] = value;
+            }
+            if let Some(cut) = cut {
+                body.truncate(cut.index(body.len()) + 1);
+            }
+            let (status, answer) = runtime.block_on(send_to(&app, route, body));
+            let coded = answer["code"].as_str().is_some_and(|c| !c.is_empty())
+                && answer["message"].as_str().is_some_and(|m| !m.is_empty());
+            if status < 300 || ((400..500).contains(&status) && coded) {
+                Ok(())
+            } else {
+                Err(TestCaseError::fail(format!(
+                    "{} to {route}: {status} {answer}",
+                    uploads[format].0
+                )))
+            }
+        })
+        .expect("every mangled upload gets a success or a coded 4xx");
 }
