@@ -88,7 +88,12 @@ impl SeedPlan {
                 let occurred_at = now - Duration::seconds(rng.random_range(60..span_secs.max(61)));
                 let post = rng.random_range(0..20);
                 json!({
-                    "event_id": format!("{}-{}-{n}", self.prefix, self.seed),
+                    // The plan's shape is part of the id: a run with other sizes draws other
+                    // events, which must not be taken for duplicates of this one's.
+                    "event_id": format!(
+                        "{}-{}-u{}-i{}-d{}-{n}",
+                        self.prefix, self.seed, self.users, self.influencers, self.days
+                    ),
                     "user": format!("{}_u{user:07}", self.prefix),
                     "influencer": format!("{}_i{influencer:05}", self.prefix),
                     "kind": kind,

@@ -82,6 +82,23 @@ async fn seed_ingests_the_planned_events_once_and_a_rerun_is_all_duplicates() {
     assert!(stdout.contains("0 accepted, 500 duplicates"), "{stdout}");
     assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 500);
 
+    // Other sizes draw other events: none of them is taken for a duplicate (issue 24 item 7).
+    let resized = [
+        "seed",
+        "--users",
+        "7",
+        "--influencers",
+        "3",
+        "--events",
+        "300",
+        "--seed",
+        "7",
+    ];
+    let (ok, stdout, stderr) = stylecast(&app.database_url, &resized);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("300 accepted, 0 duplicates"), "{stdout}");
+    assert_eq!(app.count("SELECT count(*) FROM engagement_events").await, 800);
+
     let (ok, _, stderr) = stylecast(&app.database_url, &["seed", "--users", "0"]);
     assert!(!ok && stderr.contains("at least one user"), "{stderr}");
 }
