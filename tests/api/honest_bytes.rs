@@ -7,20 +7,7 @@ use stylecast::media::{self, OutputFormat};
 
 use crate::generate::{add_influencer, generate, read, CONTENT};
 use crate::helpers::{redis_url, spawn_app, spawn_app_with, TestApp};
-
-async fn verify(app: &TestApp, image: Vec<u8>) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/v1/provenance/verify"))
-        .bearer_auth(&app.admin_key)
-        .header("content-type", "application/octet-stream")
-        .body(image)
-        .send()
-        .await
-        .expect("verify");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
+use crate::provenance::verify;
 
 /// One generation through the API: (x-generation-id, x-cache, bytes).
 async fn generation(app: &TestApp, user: &str, format: &str) -> (String, String, Vec<u8>) {

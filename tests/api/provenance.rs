@@ -11,7 +11,8 @@ use stylecast::provenance::{robustness, xmp};
 use crate::generate::{add_influencer, generate, read, CONTENT};
 use crate::helpers::{spawn_app, TestApp};
 
-async fn verify(app: &TestApp, image: Vec<u8>) -> (u16, Value) {
+/// `POST /v1/provenance/verify` with the image as the raw body.
+pub async fn verify(app: &TestApp, image: Vec<u8>) -> (u16, Value) {
     let response = app
         .client
         .post(app.url("/v1/provenance/verify"))
