@@ -146,14 +146,18 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
             "line {}: expected 3 tab-separated fields",
             number + 1
         );
-        triples.push((
-            fields[0].parse::<u32>()?,
-            fields[1].parse::<u32>()?,
-            fields[2].parse::<f32>()?,
-        ));
+        let (user, item) = (fields[0].parse::<u32>()?, fields[1].parse::<u32>()?);
+        anyhow::ensure!(
+            (user as usize) < args.users && (item as usize) < args.items,
+            "line {}: user {user} or item {item} is outside --users {} / --items {}",
+            number + 1,
+            args.users,
+            args.items
+        );
+        triples.push((user, item, fields[2].parse::<f32>()?));
     }
     let params = als::AlsParams::from(&args.als);
-    let data = als::Confidences::from_triples(args.users, args.items, &triples, params.alpha);
+    let data = als::Confidences::from_triples(args.users, args.items, triples, params.alpha);
     let started = std::time::Instant::now();
     let model = als::train(&data, &params, |_| {});
     let train_seconds = started.elapsed().as_secs_f64();
@@ -239,8 +243,12 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
     let models = models_or_explain(settings).await?;
     let deployment = store::deployment_id(&pool).await?;
     let cache = std::sync::Arc::new(stylecast::cache::Cache::new(&settings.redis, deployment)?);
-    let recommender =
-        stylecast::recommend::Recommender::new(pool.clone(), cache.clone(), std::time::Duration::from_secs(60));
+    let recommender = stylecast::recommend::Recommender::new(
+        pool.clone(),
+        cache.clone(),
+        std::time::Duration::from_secs(settings.embedding.recommendation_ttl_secs),
+        std::time::Duration::from_secs(settings.embedding.popularity_max_age_secs),
+    );
     let pipeline = Pipeline {
         pool: &pool,
         models: &models,

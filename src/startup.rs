@@ -45,7 +45,8 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: PgPool,
-    maintenance: JoinHandle<()>,
+    /// Partitions, rebuilds, retention; the popularity ranking.
+    maintenance: Vec<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
@@ -91,6 +92,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         pool.clone(),
         cache.clone(),
         Duration::from_secs(settings.embedding.recommendation_ttl_secs),
+        Duration::from_secs(settings.embedding.popularity_max_age_secs),
     ));
     let generation = Arc::new(Generation {
         pool: pool.clone(),
@@ -212,12 +214,15 @@ impl Application {
                 stopped,
             ))
         });
-        let maintenance = tokio::spawn(maintain(
-            services.pool.clone(),
-            services.feeds.clone(),
-            services.partitions.clone(),
-            settings.clone(),
-        ));
+        let maintenance = vec![
+            tokio::spawn(maintain(
+                services.pool.clone(),
+                services.feeds.clone(),
+                services.partitions.clone(),
+                settings.clone(),
+            )),
+            tokio::spawn(services.recommender.popularity().clone().keep_fresh()),
+        ];
         tracing::info!(port, feed_queue = services.feeds.queue.kind(), "stylecast listening");
         Ok(Self {
             port,
@@ -247,7 +252,9 @@ impl Application {
                 tracing::warn!("feed worker did not stop within 30 s; its job will be reclaimed");
             }
         }
-        self.maintenance.abort();
+        for task in &self.maintenance {
+            task.abort();
+        }
         self.pool.close().await;
         result
     }

@@ -24,7 +24,7 @@ use crate::generate::Generation;
 use crate::ingest::event::UserRef;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
 use crate::media::MediaLimits;
-use crate::recommend::MAX_K;
+use crate::recommend::{Exclude, RecommendationRequest, MAX_K};
 use crate::store::feeds::{self as store_feeds, DesiredItem, FeedItemRow};
 use crate::store::images::ImageStore;
 use crate::store::styles;
@@ -143,7 +143,14 @@ async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<
     if styled.is_empty() {
         return Err(FeedError::NoStyles);
     }
-    let recs = generation.recommender.recommend(user, MAX_K).await?;
+    // Feeds keep their own semantics: looks of influencers the user already engages with
+    // are what a feed should show, so only follows are left out.
+    let request = RecommendationRequest {
+        k: MAX_K,
+        exclude: Exclude::Followed,
+        exclude_influencers: Vec::new(),
+    };
+    let recs = generation.recommender.recommend(user, &request).await?;
     let ranked: Vec<(usize, String, f64)> = recs
         .items
         .into_iter()

@@ -8,7 +8,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::interest::blend::Blend;
 use crate::keys::Scope;
-use crate::recommend::Recommendations;
+use crate::recommend::{Exclude, RecommendationRequest, Recommendations, MAX_EXCLUDED_BY_NAME};
 use crate::store::people::{self, InfluencerSummary, UserSummary};
 
 #[derive(Deserialize, IntoParams)]
@@ -91,17 +91,27 @@ pub async fn get_influencer(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct KQuery {
+pub struct RecommendationsQuery {
     /// How many to return (1–100, default 20).
     #[param(minimum = 1, maximum = 100)]
     k: Option<usize>,
+    /// What the user already has and is left out: `engaged` (default) drops every
+    /// influencer they follow or have positive affinity with (likes, views, comments,
+    /// shares, image engagement); `followed` drops only follows.
+    #[param(inline)]
+    exclude: Option<Exclude>,
+    /// Influencers left out of this answer only, comma-separated external ids (at most
+    /// 100), for request-time business rules.
+    #[param(example = "neon_nova,ink_iris")]
+    exclude_influencers: Option<String>,
 }
 
 /// Influencers to follow next: ALS scores with the user folded in from current affinity,
-/// excluding followed influencers; decayed popularity without a model (and says so).
+/// leaving out what the user already has (`exclude`) and any influencers the caller names;
+/// decayed popularity without a model (and says so).
 #[utoipa::path(get, path = "/v1/users/{user}/recommendations", tag = "people",
     security(("api_key" = [])),
-    params(("user" = String, Path, description = "The platform's user id.", example = "ana"), KQuery),
+    params(("user" = String, Path, description = "The platform's user id.", example = "ana"), RecommendationsQuery),
     responses(
         (status = 200, description = "Ranked influencers.", body = Recommendations),
         (status = 400, description = "Invalid id or query.", body = ErrorBody),
@@ -114,20 +124,51 @@ pub async fn get_recommendations(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<String>,
-    query: web::Query<KQuery>,
+    query: web::Query<RecommendationsQuery>,
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Read)?;
     let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
-    let k = match query.k.unwrap_or(20) {
-        k @ 1..=crate::recommend::MAX_K => k,
-        k => {
-            return Err(AppError::bad_request(
-                "invalid_query",
-                format!("k must be within 1..=100, got {k}"),
-            ))
-        }
+    let query = query.into_inner();
+    let request = RecommendationRequest {
+        k: recommendation_k(query.k)?,
+        exclude: query.exclude.unwrap_or_default(),
+        exclude_influencers: excluded_by_name(query.exclude_influencers.as_deref())?,
     };
-    Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, k).await?))
+    Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, &request).await?))
+}
+
+fn recommendation_k(k: Option<usize>) -> Result<usize, AppError> {
+    match k.unwrap_or(20) {
+        k @ 1..=crate::recommend::MAX_K => Ok(k),
+        k => Err(AppError::bad_request(
+            "invalid_query",
+            format!("k must be within 1..=100, got {k}"),
+        )),
+    }
+}
+
+fn excluded_by_name(list: Option<&str>) -> Result<Vec<String>, AppError> {
+    let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = list
+        .split(',')
+        .map(|id| {
+            InfluencerRef::parse(id.trim().to_string())
+                .map(|id| id.as_str().to_string())
+                .map_err(|err| AppError::bad_request("invalid_query", format!("exclude_influencers: {err}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if ids.len() > MAX_EXCLUDED_BY_NAME {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!(
+                "exclude_influencers names {} influencers; at most {MAX_EXCLUDED_BY_NAME}",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(ids)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -117,7 +117,7 @@ impl Ingestor {
             // Their recommendations were computed from the affinity this batch changed.
             let users: BTreeSet<&str> = candidates.iter().map(|e| e.user.as_str()).collect();
             self.cache
-                .delete_many(users.into_iter().map(crate::recommend::cache_key))
+                .delete_many(users.into_iter().flat_map(crate::recommend::cache_keys))
                 .await;
         }
         let report = IngestReport {

@@ -65,13 +65,9 @@ pub async fn interests(
     let mut model_version = None;
     let mut scored: Vec<(String, f64)> = Vec::new();
     if let Some(user_id) = user_id {
-        if let Some((version, scores)) = recommender.scores(user_id).await? {
+        if let Some((version, scores)) = recommender.scores_of(user_id, styled).await? {
             model_version = Some(version);
-            scored = scores
-                .into_iter()
-                .filter(|s| is_styled(&s.1))
-                .map(|s| (s.1, s.2))
-                .collect();
+            scored = scores;
         }
         if scored.is_empty() {
             model_version = None;
@@ -84,12 +80,7 @@ pub async fn interests(
     }
     if scored.is_empty() {
         source = BlendSource::Popularity;
-        scored = vectors::popular_influencers(pool, 1000)
-            .await?
-            .into_iter()
-            .filter(|s| is_styled(&s.1))
-            .map(|s| (s.1, s.2))
-            .collect();
+        scored = recommender.popularity().ranking().await?.scores_of(styled);
     }
     if scored.is_empty() {
         // Nobody has engaged with any styled influencer: every style counts the same.

@@ -20,6 +20,9 @@ pub struct EmbeddingSettings {
     pub rebuild_interval_secs: u64,
     /// How long a user's recommendations stay cached (engagement invalidates them sooner).
     pub recommendation_ttl_secs: u64,
+    /// How old the in-memory popularity ranking (cold start) may be when served; `serve`
+    /// refreshes it every half of this. 0 recomputes it for every request.
+    pub popularity_max_age_secs: u64,
 }
 
 /// Arbitrary but fixed: the advisory lock key of embedding builds.
@@ -83,17 +86,16 @@ async fn build(
     started: Instant,
 ) -> Result<EmbedReport, EmbedError> {
     progress(Stage::Loading);
-    let triples = vectors::affinity_triples(pool).await?;
-    if triples.is_empty() {
+    let matrix = load_matrix(pool).await?;
+    if matrix.cells.is_empty() {
         return Err(EmbedError::NoData);
     }
-    let (user_ids, user_index) = dense_ids(triples.iter().map(|t| t.0));
-    let (influencer_ids, influencer_index) = dense_ids(triples.iter().map(|t| t.1));
-    let dense: Vec<(u32, u32, f32)> = triples
-        .iter()
-        .map(|&(u, i, a)| (user_index[&u], influencer_index[&i], a as f32))
-        .collect();
-    let data = Confidences::from_triples(user_ids.len(), influencer_ids.len(), &dense, params.alpha);
+    let LoadedMatrix {
+        user_ids,
+        influencer_ids,
+        cells: dense,
+    } = matrix;
+    let data = Confidences::from_triples(user_ids.len(), influencer_ids.len(), dense, params.alpha);
     let interactions = data.nnz();
 
     let train_params = *params;
@@ -139,11 +141,79 @@ async fn build(
     })
 }
 
-/// Sorted distinct ids and their dense indices.
-fn dense_ids(ids: impl Iterator<Item = i64>) -> (Vec<i64>, HashMap<i64, u32>) {
-    let mut distinct: Vec<i64> = ids.collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let index = distinct.iter().enumerate().map(|(n, id)| (*id, n as u32)).collect();
-    (distinct, index)
+/// The interaction matrix with dense indices: `cells` index `user_ids` and `influencer_ids`,
+/// both sorted, so the same data gives the same matrix (and, seeded, the same model)
+/// whatever order Postgres streamed it in.
+struct LoadedMatrix {
+    user_ids: Vec<i64>,
+    influencer_ids: Vec<i64>,
+    cells: Vec<(u32, u32, f32)>,
+}
+
+/// Streams affinity into 12-byte cells, numbering ids as they first appear, then renumbers
+/// both sides in id order. A million users × 10M cells holds about 120 MB of cells here.
+async fn load_matrix(pool: &PgPool) -> Result<LoadedMatrix, sqlx::Error> {
+    let mut users = DenseIds::default();
+    let mut influencers = DenseIds::default();
+    let mut cells = Vec::new();
+    vectors::stream_affinity(pool, |user, influencer, affinity| {
+        cells.push((users.index(user), influencers.index(influencer), affinity as f32));
+    })
+    .await?;
+    let (user_ids, user_order) = users.into_sorted();
+    let (influencer_ids, influencer_order) = influencers.into_sorted();
+    for cell in &mut cells {
+        cell.0 = user_order[cell.0 as usize];
+        cell.1 = influencer_order[cell.1 as usize];
+    }
+    Ok(LoadedMatrix {
+        user_ids,
+        influencer_ids,
+        cells,
+    })
+}
+
+/// Ids numbered in the order they first appear.
+#[derive(Default)]
+struct DenseIds {
+    seen: Vec<i64>,
+    index: HashMap<i64, u32>,
+}
+
+impl DenseIds {
+    fn index(&mut self, id: i64) -> u32 {
+        let next = self.seen.len() as u32;
+        *self.index.entry(id).or_insert_with(|| {
+            self.seen.push(id);
+            next
+        })
+    }
+
+    /// The ids sorted, and for each first-seen number its position among them.
+    fn into_sorted(self) -> (Vec<i64>, Vec<u32>) {
+        let mut by_id: Vec<u32> = (0..self.seen.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&n| self.seen[n as usize]);
+        let mut position = vec![0u32; self.seen.len()];
+        for (rank, &n) in by_id.iter().enumerate() {
+            position[n as usize] = rank as u32;
+        }
+        let sorted = by_id.iter().map(|&n| self.seen[n as usize]).collect();
+        (sorted, position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DenseIds;
+
+    #[test]
+    fn dense_ids_are_renumbered_in_id_order() {
+        let mut ids = DenseIds::default();
+        let first_seen: Vec<u32> = [30, 10, 30, 20, 10].into_iter().map(|id| ids.index(id)).collect();
+        assert_eq!(first_seen, vec![0, 1, 0, 2, 1]);
+        let (sorted, position) = ids.into_sorted();
+        assert_eq!(sorted, vec![10, 20, 30]);
+        // 30 was seen first and sorts last; 10 second and sorts first.
+        assert_eq!(position, vec![2, 0, 1]);
+    }
 }

@@ -1,7 +1,12 @@
 //! Influencer recommendations: top-k by u·v over the current ALS model, the user's vector
 //! folded in from their affinity at request time (so it follows engagement within seconds
-//! of a batch, without a rebuild), influencers they follow excluded. Users the model cannot
-//! place (no model yet, no affinity with modelled influencers) get decayed popularity.
+//! of a batch, without a rebuild). What the user already has is left out: by default every
+//! influencer they follow or engaged with (`exclude=engaged`), or only follows
+//! (`exclude=followed`), plus whatever the caller names. Users the model cannot place (no
+//! model yet, no affinity with modelled influencers) get the decayed popularity ranking,
+//! which is held in memory (`popularity`).
+
+pub mod popularity;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use crate::cache::Cache;
 use crate::ingest::event::UserRef;
 use crate::interest::als::{self, AlsParams};
 use crate::store::vectors;
+use popularity::Popularity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +30,36 @@ pub enum Strategy {
     Als,
     /// Cold start: ranked by total decayed affinity.
     Popularity,
+}
+
+/// Which influencers a user already has and so never gets recommended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Exclude {
+    /// Every influencer the user follows or has positive affinity with (likes, views,
+    /// comments, shares, image engagement), decayed to now.
+    #[default]
+    Engaged,
+    /// Only the influencers the user follows now.
+    Followed,
+}
+
+impl Exclude {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Engaged => "engaged",
+            Self::Followed => "followed",
+        }
+    }
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendationRequest {
+    pub k: usize,
+    pub exclude: Exclude,
+    /// Influencers (external ids) left out of this answer only, on top of `exclude`.
+    pub exclude_influencers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -48,8 +84,54 @@ struct LoadedModel {
     influencer_ids: Vec<i64>,
     external_ids: Vec<String>,
     index: HashMap<i64, usize>,
+    by_external_id: HashMap<String, usize>,
     factors: Array2<f32>,
     yty: Array2<f32>,
+}
+
+impl LoadedModel {
+    /// The `limit` best-scored influencers for a user vector, leaving out `excluded`: one
+    /// pass over the factors, then a partial selection (no full sort, no string per
+    /// influencer). Ties go to the smaller external id, so answers are stable.
+    fn top(&self, vector: &[f32], limit: usize, excluded: &HashSet<i64>) -> Vec<Scored> {
+        let scores = als::scores(&self.factors.view(), vector);
+        let mut candidates: Vec<(f32, u32)> = scores.into_iter().zip(0u32..).collect();
+        let better = |a: &(f32, u32), b: &(f32, u32)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.external_ids[a.1 as usize].cmp(&self.external_ids[b.1 as usize]))
+        };
+        // The excluded can only remove that many from the head of the ranking.
+        let keep = (limit + excluded.len()).min(candidates.len());
+        if keep == 0 {
+            return Vec::new();
+        }
+        if keep < candidates.len() {
+            candidates.select_nth_unstable_by(keep - 1, better);
+            candidates.truncate(keep);
+        }
+        candidates.sort_unstable_by(better);
+        candidates
+            .into_iter()
+            .filter(|(_, n)| !excluded.contains(&self.influencer_ids[*n as usize]))
+            .take(limit)
+            .map(|(score, n)| Scored {
+                influencer: self.external_ids[n as usize].clone(),
+                score: f64::from(score),
+            })
+            .collect()
+    }
+
+    /// Scores of the named influencers (external ids) that the model knows.
+    fn scores_of(&self, vector: &[f32], influencers: &[String]) -> Vec<(String, f64)> {
+        influencers
+            .iter()
+            .filter_map(|id| {
+                let row = self.factors.row(*self.by_external_id.get(id)?);
+                let score: f32 = row.dot(&ndarray::ArrayView1::from(vector));
+                Some((id.clone(), f64::from(score)))
+            })
+            .collect()
+    }
 }
 
 struct ModelSlot {
@@ -62,20 +144,30 @@ pub struct Recommender {
     cache: Arc<Cache>,
     slot: RwLock<ModelSlot>,
     cache_ttl: Duration,
+    popularity: Arc<Popularity>,
 }
 
 /// How many items are computed and cached per user; requests take the first k.
 pub const MAX_K: usize = 100;
+/// How many influencers one request may exclude by name.
+pub const MAX_EXCLUDED_BY_NAME: usize = 100;
 /// How often the current model version is re-read.
 const MODEL_CHECK: Duration = Duration::from_secs(5);
 
-pub fn cache_key(user: &str) -> String {
-    format!("recs:{user}")
+/// The cache keys of a user's recommendations, one per exclusion mode.
+pub fn cache_keys(user: &str) -> [String; 2] {
+    [Exclude::Engaged, Exclude::Followed].map(|mode| cache_key(user, mode))
+}
+
+fn cache_key(user: &str, exclude: Exclude) -> String {
+    format!("recs:{}:{user}", exclude.as_str())
 }
 
 impl Recommender {
-    pub fn new(pool: PgPool, cache: Arc<Cache>, cache_ttl: Duration) -> Self {
+    /// `popularity_max_age`: how old the in-memory cold-start ranking may be when served.
+    pub fn new(pool: PgPool, cache: Arc<Cache>, cache_ttl: Duration, popularity_max_age: Duration) -> Self {
         Self {
+            popularity: Arc::new(Popularity::new(pool.clone(), popularity_max_age)),
             pool,
             cache,
             slot: RwLock::new(ModelSlot {
@@ -86,93 +178,91 @@ impl Recommender {
         }
     }
 
-    pub async fn recommend(&self, user: &UserRef, k: usize) -> Result<Recommendations, sqlx::Error> {
-        let model = self.model().await?;
-        let version = model.as_ref().map(|m| m.version);
-        if let Some(hit) = self.cached(user, version).await {
-            metrics::counter!("stylecast_recommendation_cache_total", "result" => "hit").increment(1);
-            return Ok(truncate(hit, k));
-        }
-        metrics::counter!("stylecast_recommendation_cache_total", "result" => "miss").increment(1);
-        let full = self.compute(user, model.as_deref()).await?;
-        if let Ok(bytes) = serde_json::to_vec(&full) {
-            self.cache
-                .set(&cache_key(user.as_str()), bytes.into(), self.cache_ttl)
-                .await;
-        }
-        Ok(truncate(full, k))
+    /// The cold-start ranking, for the task that keeps it fresh and for blends.
+    pub fn popularity(&self) -> &Arc<Popularity> {
+        &self.popularity
     }
 
-    async fn cached(&self, user: &UserRef, version: Option<i64>) -> Option<Recommendations> {
-        let bytes = self.cache.get(&cache_key(user.as_str())).await?;
+    pub async fn recommend(
+        &self,
+        user: &UserRef,
+        request: &RecommendationRequest,
+    ) -> Result<Recommendations, sqlx::Error> {
+        let model = self.model().await?;
+        let version = model.as_ref().map(|m| m.version);
+        let key = cache_key(user.as_str(), request.exclude);
+        let full = match self.cached(&key, version).await {
+            Some(hit) => {
+                metrics::counter!("stylecast_recommendation_cache_total", "result" => "hit").increment(1);
+                hit
+            }
+            None => {
+                metrics::counter!("stylecast_recommendation_cache_total", "result" => "miss").increment(1);
+                let full = self.compute(user, request.exclude, model.as_deref()).await?;
+                if let Ok(bytes) = serde_json::to_vec(&full) {
+                    self.cache.set(&key, bytes.into(), self.cache_ttl).await;
+                }
+                full
+            }
+        };
+        Ok(answer(full, request))
+    }
+
+    async fn cached(&self, key: &str, version: Option<i64>) -> Option<Recommendations> {
+        let bytes = self.cache.get(key).await?;
         let recs: Recommendations = serde_json::from_slice(&bytes).ok()?;
         // Valid while the model that made it is current (engagement invalidates the key).
         (recs.model_version == version).then_some(recs)
     }
 
-    async fn compute(&self, user: &UserRef, model: Option<&LoadedModel>) -> Result<Recommendations, sqlx::Error> {
+    /// The cached form: enough items that any request's own exclusions still leave k.
+    async fn compute(
+        &self,
+        user: &UserRef,
+        exclude: Exclude,
+        model: Option<&LoadedModel>,
+    ) -> Result<Recommendations, sqlx::Error> {
+        let limit = MAX_K + MAX_EXCLUDED_BY_NAME;
         let user_id = vectors::user_id(&self.pool, user.as_str()).await?;
-        let followed: HashSet<i64> = match user_id {
-            Some(id) => vectors::followed(&self.pool, id).await?.into_iter().collect(),
-            None => HashSet::new(),
+        let (affinity, followed) = match user_id {
+            Some(id) => (
+                vectors::user_affinity(&self.pool, id).await?,
+                vectors::followed(&self.pool, id).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        if let (Some(model), Some(user_id)) = (model, user_id) {
-            if let Some(mut ranked) = self.model_scores(model, user_id).await? {
-                ranked.retain(|(id, _, _)| !followed.contains(id));
-                ranked.truncate(MAX_K);
-                return Ok(Recommendations {
-                    user: user.to_string(),
-                    strategy: Strategy::Als,
-                    model_version: Some(model.version),
-                    items: ranked
-                        .into_iter()
-                        .map(|(_, influencer, score)| Scored { influencer, score })
-                        .collect(),
-                });
-            }
+        let mut excluded: HashSet<i64> = followed.into_iter().collect();
+        if exclude == Exclude::Engaged {
+            excluded.extend(affinity.iter().filter(|(_, a)| *a > 0.0).map(|(id, _)| *id));
         }
-        let popular = vectors::popular_influencers(&self.pool, (MAX_K + followed.len()) as i64).await?;
+        if let Some((model, vector)) = model.and_then(|m| fold_in(m, &affinity).map(|v| (m, v))) {
+            return Ok(Recommendations {
+                user: user.to_string(),
+                strategy: Strategy::Als,
+                model_version: Some(model.version),
+                items: model.top(&vector, limit, &excluded),
+            });
+        }
         Ok(Recommendations {
             user: user.to_string(),
             strategy: Strategy::Popularity,
             model_version: model.map(|m| m.version),
-            items: popular
-                .into_iter()
-                .filter(|(id, _, _)| !followed.contains(id))
-                .take(MAX_K)
-                .map(|(_, influencer, score)| Scored { influencer, score })
-                .collect(),
+            items: self.popularity.ranking().await?.top(limit, &excluded),
         })
     }
 
-    /// Every modelled influencer scored for the user (best first), with the model version;
-    /// None when there is no model or the user cannot be placed in it.
-    pub async fn scores(&self, user_id: i64) -> Result<Option<(i64, Vec<(i64, String, f64)>)>, sqlx::Error> {
+    /// The user's ALS scores for the named influencers (external ids) with the model
+    /// version; None when there is no model or the user cannot be placed in it.
+    pub async fn scores_of(
+        &self,
+        user_id: i64,
+        influencers: &[String],
+    ) -> Result<Option<(i64, Vec<(String, f64)>)>, sqlx::Error> {
         let Some(model) = self.model().await? else {
             return Ok(None);
         };
-        Ok(self
-            .model_scores(&model, user_id)
-            .await?
-            .map(|scores| (model.version, scores)))
-    }
-
-    async fn model_scores(
-        &self,
-        model: &LoadedModel,
-        user_id: i64,
-    ) -> Result<Option<Vec<(i64, String, f64)>>, sqlx::Error> {
         let affinity = vectors::user_affinity(&self.pool, user_id).await?;
-        let Some(vector) = fold_in(model, &affinity) else {
-            return Ok(None);
-        };
-        let mut ranked: Vec<(i64, String, f64)> = als::scores(&model.factors.view(), &vector)
-            .into_iter()
-            .enumerate()
-            .map(|(n, score)| (model.influencer_ids[n], model.external_ids[n].clone(), f64::from(score)))
-            .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.1.cmp(&b.1)));
-        Ok(Some(ranked))
+        Ok(fold_in(&model, &affinity).map(|vector| (model.version, model.scores_of(&vector, influencers))))
     }
 
     /// The current model, re-read at most every few seconds and reloaded when it changed.
@@ -221,12 +311,14 @@ fn load(version: i64, params: AlsParams, rows: Vec<(i64, String, Vec<f32>)>) -> 
     let matrix = Array2::from_shape_vec((influencer_ids.len(), factors), flat).ok()?;
     let yty = als::gramian(&matrix.view(), params.regularization);
     let index = influencer_ids.iter().enumerate().map(|(n, id)| (*id, n)).collect();
+    let by_external_id = external_ids.iter().enumerate().map(|(n, id)| (id.clone(), n)).collect();
     Some(LoadedModel {
         version,
         alpha: params.alpha,
         influencer_ids,
         external_ids,
         index,
+        by_external_id,
         factors: matrix,
         yty,
     })
@@ -247,7 +339,12 @@ fn fold_in(model: &LoadedModel, affinity: &[(i64, f64)]) -> Option<Vec<f32>> {
     Some(als::fold_in(&model.factors.view(), &model.yty, &cols, &confidences))
 }
 
-fn truncate(mut recs: Recommendations, k: usize) -> Recommendations {
-    recs.items.truncate(k);
+/// The request's view of a computed list: its own exclusions out, then the first k.
+fn answer(mut recs: Recommendations, request: &RecommendationRequest) -> Recommendations {
+    if !request.exclude_influencers.is_empty() {
+        recs.items
+            .retain(|item| !request.exclude_influencers.iter().any(|id| *id == item.influencer));
+    }
+    recs.items.truncate(request.k);
     recs
 }

@@ -6,11 +6,54 @@ use sqlx::PgPool;
 
 use crate::interest::als::AlsParams;
 
-/// Positive affinity decayed to now, as (user_id, influencer_id, affinity): the ALS input.
-pub async fn affinity_triples(pool: &PgPool) -> Result<Vec<(i64, i64, f64)>, sqlx::Error> {
-    sqlx::query_as("SELECT user_id, influencer_id, affinity_now(score_ref) FROM affinity WHERE score_ref > 0")
-        .fetch_all(pool)
-        .await
+/// Every positive affinity contribution decayed to now, as (user_id, influencer_id, affinity),
+/// streamed to `each` row by row: the ALS input. A user × influencer pair can come more than
+/// once (activity, follow, likes); the caller adds them up. Reading the three tables
+/// directly skips the `affinity` view's per-pair GROUP BY, and one REPEATABLE READ
+/// snapshot without a statement timeout replaces a single statement that at a million
+/// users ran past the service's 30 s limit.
+pub async fn stream_affinity(pool: &PgPool, mut each: impl FnMut(i64, i64, f64)) -> Result<u64, sqlx::Error> {
+    use futures_util::TryStreamExt;
+
+    let mut tx = unbounded_snapshot(pool).await?;
+    let mut rows = sqlx::query_as::<_, (i64, i64, f64)>(
+        "WITH p AS (
+             SELECT coalesce((weights ->> 'follow')::double precision, 0) AS follow_weight,
+                    coalesce((weights ->> 'like')::double precision, 0) AS like_weight,
+                    half_life_days * 86400.0 AS half_life_secs,
+                    extract(epoch FROM now()) - 1577836800.0 AS now_secs
+             FROM affinity_params)
+         SELECT a.user_id, a.influencer_id, a.score_ref / power(2.0, p.now_secs / p.half_life_secs)
+           FROM affinity_activity a CROSS JOIN p WHERE a.score_ref > 0
+         UNION ALL
+         SELECT f.user_id, f.influencer_id, p.follow_weight * f.weight
+                * power(2.0, (extract(epoch FROM f.changed_at) - 1577836800.0 - p.now_secs) / p.half_life_secs)
+           FROM follows f CROSS JOIN p WHERE f.active AND p.follow_weight > 0
+         UNION ALL
+         SELECT l.user_id, l.influencer_id, p.like_weight * l.weight
+                * power(2.0, (extract(epoch FROM l.changed_at) - 1577836800.0 - p.now_secs) / p.half_life_secs)
+           FROM likes l CROSS JOIN p WHERE l.active AND p.like_weight > 0",
+    )
+    .fetch(&mut *tx);
+    let mut count = 0u64;
+    while let Some((user, influencer, affinity)) = rows.try_next().await? {
+        each(user, influencer, affinity);
+        count += 1;
+    }
+    drop(rows);
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// A read-only REPEATABLE READ transaction without the service's statement timeout, for
+/// the background reads that scan whole tables (model builds, the popularity ranking).
+pub async fn unbounded_snapshot(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+    Ok(tx)
 }
 
 /// One user's positive affinity decayed to now: the fold-in input.
@@ -29,7 +72,8 @@ pub async fn begin_build(pool: &PgPool, params: &AlsParams) -> Result<i64, sqlx:
         .await
 }
 
-/// Writes vectors of one side with COPY (fast for millions of floats).
+/// Writes vectors of one side with COPY (fast for millions of floats), a megabyte at a
+/// time so the text form of a million vectors is never held whole.
 pub async fn copy_vectors(
     pool: &PgPool,
     table: VectorTable,
@@ -37,19 +81,34 @@ pub async fn copy_vectors(
     ids: &[i64],
     vectors: &ndarray::Array2<f32>,
 ) -> Result<(), sqlx::Error> {
-    let mut data = String::with_capacity(ids.len() * vectors.ncols() * 12);
-    for (id, row) in ids.iter().zip(vectors.rows()) {
-        let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-        data.push_str(&format!("{version}\t{id}\t{{{}}}\n", values.join(",")));
-    }
+    use std::fmt::Write;
+
+    const CHUNK: usize = 1 << 20;
     let sql = match table {
         VectorTable::Users => "COPY user_vectors (model_version, user_id, vector) FROM STDIN",
         VectorTable::Influencers => "COPY influencer_vectors (model_version, influencer_id, vector) FROM STDIN",
     };
     let mut conn = pool.acquire().await?;
     let mut copy = conn.copy_in_raw(sql).await?;
-    for chunk in data.as_bytes().chunks(1 << 20) {
-        copy.send(chunk).await?;
+    let mut chunk = String::with_capacity(CHUNK + 4096);
+    for (id, row) in ids.iter().zip(vectors.rows()) {
+        // Writing into a String cannot fail.
+        let _ = write!(chunk, "{version}\t{id}\t{{");
+        for (n, value) in row.iter().enumerate() {
+            let _ = if n == 0 {
+                write!(chunk, "{value}")
+            } else {
+                write!(chunk, ",{value}")
+            };
+        }
+        chunk.push_str("}\n");
+        if chunk.len() >= CHUNK {
+            copy.send(chunk.as_bytes()).await?;
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        copy.send(chunk.as_bytes()).await?;
     }
     copy.finish().await?;
     Ok(())
@@ -139,17 +198,39 @@ pub async fn followed(pool: &PgPool, user_id: i64) -> Result<Vec<i64>, sqlx::Err
         .await
 }
 
-/// Influencers by total affinity decayed to now (the cold-start ranking).
-pub async fn popular_influencers(pool: &PgPool, limit: i64) -> Result<Vec<(i64, String, f64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT a.influencer_id, i.external_id, affinity_now(sum(a.score_ref)) FROM affinity a
-         JOIN influencers i ON i.id = a.influencer_id
-         GROUP BY a.influencer_id, i.external_id HAVING sum(a.score_ref) > 0
-         ORDER BY sum(a.score_ref) DESC, i.external_id LIMIT $1",
+/// Every influencer anyone has positive affinity with, by total affinity decayed to now
+/// (the cold-start ranking), best first. Summed per influencer straight from the three
+/// tables, without the `affinity` view's per-pair GROUP BY, and outside the statement
+/// timeout: it runs in the background, over every user.
+pub async fn popular_influencers(pool: &PgPool) -> Result<Vec<(i64, String, f64)>, sqlx::Error> {
+    let mut tx = unbounded_snapshot(pool).await?;
+    let ranked = sqlx::query_as(
+        "WITH p AS (
+             SELECT coalesce((weights ->> 'follow')::double precision, 0) AS follow_weight,
+                    coalesce((weights ->> 'like')::double precision, 0) AS like_weight,
+                    half_life_days * 86400.0 AS half_life_secs
+             FROM affinity_params),
+         parts AS (
+             SELECT influencer_id, sum(score_ref) AS score_ref FROM affinity_activity GROUP BY influencer_id
+             UNION ALL
+             SELECT f.influencer_id, sum(p.follow_weight * f.weight
+                        * power(2.0, (extract(epoch FROM f.changed_at) - 1577836800.0) / p.half_life_secs))
+             FROM follows f CROSS JOIN p WHERE f.active GROUP BY f.influencer_id
+             UNION ALL
+             SELECT l.influencer_id, sum(p.like_weight * l.weight
+                        * power(2.0, (extract(epoch FROM l.changed_at) - 1577836800.0) / p.half_life_secs))
+             FROM likes l CROSS JOIN p WHERE l.active GROUP BY l.influencer_id),
+         totals AS (
+             SELECT influencer_id, sum(score_ref) AS score_ref FROM parts
+             GROUP BY influencer_id HAVING sum(score_ref) > 0)
+         SELECT t.influencer_id, i.external_id, affinity_now(t.score_ref) FROM totals t
+         JOIN influencers i ON i.id = t.influencer_id
+         ORDER BY t.score_ref DESC, i.external_id",
     )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ranked)
 }
 
 pub async fn user_id(pool: &PgPool, external_id: &str) -> Result<Option<i64>, sqlx::Error> {

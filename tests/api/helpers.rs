@@ -120,6 +120,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.redis.url = Some(SecretString::from(redis_url()));
     settings.redis.key_prefix = format!("test:{}:", Uuid::new_v4().simple());
     settings.auth.admin_key = Some(SecretString::from(admin_key.clone()));
+    // Tests read popularity right after writing events; the refreshed ranking has its own test.
+    settings.embedding.popularity_max_age_secs = 0;
     customize(&mut settings);
     let redis_prefix = settings.redis.key_prefix.clone();
 

@@ -74,7 +74,9 @@ async fn after_a_rebuild_users_get_their_communitys_influencers_first() {
     assert_eq!((report.users, report.influencers), (24, 12));
 
     for (user, own, followed) in [("a0", 'A', "A0"), ("b5", 'B', "B5")] {
-        let (status, recs) = app.get_json(&format!("/v1/users/{user}/recommendations?k=11")).await;
+        let (status, recs) = app
+            .get_json(&format!("/v1/users/{user}/recommendations?k=11&exclude=followed"))
+            .await;
         assert_eq!(status, 200);
         assert_eq!(recs["strategy"], "als");
         assert_eq!(recs["model_version"], report.version);
@@ -139,7 +141,9 @@ async fn a_new_user_is_folded_in_and_follows_new_engagement_without_a_rebuild() 
         })
         .collect();
     app.post_events(&Value::Array(events)).await;
-    let (_, second) = app.get_json("/v1/users/newbie/recommendations?k=4").await;
+    let (_, second) = app
+        .get_json("/v1/users/newbie/recommendations?k=4&exclude=followed")
+        .await;
     assert!(influencers(&second).iter().all(|i| i.starts_with('B')), "{second}");
 }
 
@@ -194,8 +198,139 @@ async fn embed_command_prints_a_summary_and_bad_k_is_a_400() {
         "{summary}"
     );
 
-    for k in ["0", "101", "many"] {
-        let (status, body) = app.get_json(&format!("/v1/users/a0/recommendations?k={k}")).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "k={k}");
+    for query in [
+        "k=0",
+        "k=101",
+        "k=many",
+        "exclude=everything",
+        "exclude_influencers=A1,,A2",
+        "exclude_influencers=bad%01id",
+    ] {
+        let (status, body) = app.get_json(&format!("/v1/users/a0/recommendations?{query}")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{query}: {body}"
+        );
     }
+    let too_many: Vec<String> = (0..101).map(|n| format!("x{n}")).collect();
+    let (status, body) = app
+        .get_json(&format!(
+            "/v1/users/a0/recommendations?exclude_influencers={}",
+            too_many.join(",")
+        ))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
+}
+
+/// The user's positive affinity and follows, as the database holds them.
+async fn engaged_with(app: &TestApp, user: &str) -> (Vec<String>, Vec<String>) {
+    let engaged = sqlx::query_scalar(
+        "SELECT i.external_id FROM affinity a JOIN influencers i ON i.id = a.influencer_id
+         JOIN users u ON u.id = a.user_id WHERE u.external_id = $1 AND a.score_ref > 0",
+    )
+    .bind(user)
+    .fetch_all(&app.pool)
+    .await
+    .expect("engaged");
+    let followed = sqlx::query_scalar(
+        "SELECT i.external_id FROM follows f JOIN influencers i ON i.id = f.influencer_id
+         JOIN users u ON u.id = f.user_id WHERE u.external_id = $1 AND f.active",
+    )
+    .bind(user)
+    .fetch_all(&app.pool)
+    .await
+    .expect("followed");
+    (engaged, followed)
+}
+
+#[tokio::test]
+async fn by_default_everything_the_user_engaged_with_is_left_out_and_followed_leaves_out_only_follows() {
+    let app = spawn_app().await;
+    two_communities(&app).await;
+    for stage in ["popularity", "als"] {
+        if stage == "als" {
+            embed::rebuild(&app.pool, &params(), |_| {}).await.expect("rebuild");
+        }
+        let (engaged, followed) = engaged_with(&app, "a0").await;
+        assert_eq!((engaged.len(), followed.len()), (4, 1), "{stage}");
+
+        // The service re-reads the current model version every few seconds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let default = loop {
+            let (status, default) = app.get_json("/v1/users/a0/recommendations?k=100").await;
+            assert_eq!(status, 200, "{default}");
+            if default["strategy"] == stage || std::time::Instant::now() > deadline {
+                break default;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        };
+        assert_eq!(default["strategy"], stage, "{default}");
+        let (_, explicit) = app.get_json("/v1/users/a0/recommendations?k=100&exclude=engaged").await;
+        assert_eq!(
+            influencers(&default),
+            influencers(&explicit),
+            "{stage}: engaged is the default"
+        );
+        let items = influencers(&default);
+        assert_eq!(items.len(), 12 - engaged.len(), "{stage}: {items:?}");
+        assert!(items.iter().all(|i| !engaged.contains(i)), "{stage}: {items:?}");
+
+        let (_, only_follows) = app
+            .get_json("/v1/users/a0/recommendations?k=100&exclude=followed")
+            .await;
+        let items = influencers(&only_follows);
+        assert_eq!(items.len(), 11, "{stage}: {items:?}");
+        assert!(!items.contains(&followed[0]), "{stage}: {items:?}");
+        assert!(
+            engaged.iter().filter(|i| **i != followed[0]).all(|i| items.contains(i)),
+            "{stage}: liked influencers stay with exclude=followed: {items:?}"
+        );
+
+        // Request-time rules come on top, and the answer is still k long when it can be.
+        let named: Vec<String> = influencers(&default)[..2].to_vec();
+        let (_, ruled) = app
+            .get_json(&format!(
+                "/v1/users/a0/recommendations?k=3&exclude_influencers={}",
+                named.join(",")
+            ))
+            .await;
+        let items = influencers(&ruled);
+        assert_eq!(items, influencers(&default)[2..5].to_vec(), "{stage}");
+    }
+}
+
+#[tokio::test]
+async fn served_popularity_is_refreshed_in_the_background_within_its_max_age() {
+    let app = crate::helpers::spawn_app_with(|s| s.embedding.popularity_max_age_secs = 2).await;
+    // Computed at start-up, while nobody has engaged with anyone: empty.
+    let (_, empty) = app.get_json("/v1/users/nobody/recommendations").await;
+    assert_eq!(influencers(&empty), Vec::<String>::new(), "{empty}");
+    two_communities(&app).await;
+    // Within max_age (2 s) a new ranking is served without any request computing it; poll
+    // with users that have never been asked for (each answer is cached per user).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut served = Vec::new();
+    for n in 0.. {
+        let (_, recs) = app.get_json(&format!("/v1/users/stranger{n}/recommendations")).await;
+        served = influencers(&recs);
+        if served.len() == 12 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(served.len(), 12, "every influencer, by popularity: {served:?}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("stylecast_popularity_refresh_seconds"),
+        "refreshes are timed"
+    );
 }
