@@ -42,6 +42,7 @@ SERVER = os.environ.get("SCALE_DATABASE_SERVER", "postgres://postgres@127.0.0.1:
 POPULATIONS = {
     "baseline": (100_000, 5_000, 1_000_000),
     "full": (1_000_000, 50_000, 10_000_000),
+    "smoke": (2_000, 100, 20_000),
 }
 
 
@@ -148,6 +149,10 @@ def latency(server, users, n, rng, strategy):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     headers = {"Authorization": "Bearer scale-bench-admin"}
     picks = rng.sample(range(users), n)
+    # One request first, for a user outside the sample: after start-up the service computes
+    # the popularity ranking once (seconds at a million users) and loads the model.
+    conn.request("GET", "/v1/users/warm-up/recommendations?k=20", headers=headers)
+    conn.getresponse().read()
     times, strategies = [], {}
     for user in picks:
         started = time.perf_counter()
@@ -166,6 +171,55 @@ def latency(server, users, n, rng, strategy):
             "expected": strategy}
 
 
+def post_events(server, events):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    started = time.perf_counter()
+    conn.request("POST", "/v1/events", body=json.dumps(events),
+                 headers={"Authorization": "Bearer scale-bench-admin", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    return response.status, body, (time.perf_counter() - started) * 1000
+
+
+def erasure(server, events_for_subject=10_000):
+    """Erase a user with 10,000 events while other users' batches keep arriving."""
+    now = time.time()
+    stamp = lambda n: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 86400 - n))
+    subject = f"erase_me_{int(now)}"
+    events = [{"event_id": f"{subject}-{n}", "user": subject, "influencer": f"seed_i{n % 50_000:05}",
+               "kind": "view", "occurred_at": stamp(n)} for n in range(events_for_subject)]
+    status, body, _ = post_events(server, events)
+    assert status == 200 and body["accepted"] == events_for_subject, body
+    import threading
+    others, stop = [], threading.Event()
+
+    def ingest_others():
+        batch = 0
+        while not stop.is_set():
+            batch += 1
+            rows = [{"event_id": f"other-{now}-{batch}-{n}", "user": f"other_u{n}", "influencer": "seed_i00001",
+                     "kind": "view", "occurred_at": stamp(n)} for n in range(500)]
+            others.append(post_events(server, rows)[2])
+
+    thread = threading.Thread(target=ingest_others)
+    thread.start()
+    time.sleep(1.0)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    started = time.perf_counter()
+    conn.request("DELETE", f"/v1/users/{subject}", headers={"Authorization": "Bearer scale-bench-admin"})
+    response = conn.getresponse()
+    report = json.loads(response.read())
+    erase_ms = (time.perf_counter() - started) * 1000
+    time.sleep(1.0)
+    stop.set()
+    thread.join()
+    assert response.status == 200, report
+    others.sort()
+    return {"erase_ms": erase_ms, "removed": report["removed"], "other_batches": len(others),
+            "other_batch_p50_ms": others[len(others) // 2], "other_batch_max_ms": others[-1]}
+
+
 def wait_for_model(server, users, rng):
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -182,7 +236,17 @@ def main():
     parser.add_argument("--only", choices=sorted(POPULATIONS), action="append")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the databases a previous run seeded")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--erasure-only", action="store_true",
+                        help="only time the erasure of a 10,000-event user on the seeded databases")
     args = parser.parse_args()
+    if args.erasure_only:
+        for name in args.only or ["full"]:
+            server = Server(args.binary, f"stylecast_scale_{name}")
+            try:
+                print(f"{name}: erasure {json.dumps(erasure(server))}", flush=True)
+            finally:
+                server.stop()
+        return
     rng = random.Random(7)
     results = {}
     for name in args.only or ["baseline", "full"]:
@@ -204,6 +268,8 @@ def main():
             wait_for_model(server, users, rng)
             result["als_latency"] = latency(server, users, args.requests, rng, "als")
             print(f"{name}: als {result['als_latency']}", flush=True)
+            result["erasure"] = erasure(server)
+            print(f"{name}: erasure {result['erasure']}", flush=True)
         finally:
             server.stop()
         result["implicit"] = implicit_fit(db, threads=os.cpu_count())

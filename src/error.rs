@@ -33,6 +33,8 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0}")]
+    UnknownUser(String),
     #[error("no route for this method and path")]
     NoRoute,
     #[error("{what} is unavailable; retry later")]
@@ -77,6 +79,7 @@ impl AppError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::UnknownUser(_) => "unknown_user",
             Self::NoRoute => "no_route",
             Self::Unavailable { .. } => "unavailable",
             Self::Unprocessable { code, .. } => code,
@@ -134,7 +137,7 @@ impl ResponseError for AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownUser(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Media(MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. }) => {
@@ -244,6 +247,18 @@ impl From<GenerateError> for AppError {
             GenerateError::Engine(err) => err.into(),
             GenerateError::Database(err) => err.into(),
             GenerateError::Mark(_) | GenerateError::Task(_) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::erasure::ErasureError> for AppError {
+    fn from(err: crate::erasure::ErasureError) -> Self {
+        use crate::erasure::ErasureError;
+        match err {
+            ErasureError::UnknownUser(_) => Self::UnknownUser(err.to_string()),
+            ErasureError::Database(err) => err.into(),
+            // The rows are gone (committed); only files of the filesystem store were left.
+            ErasureError::Images(_) => Self::Internal(err.to_string()),
         }
     }
 }

@@ -18,10 +18,12 @@ pub enum Scope {
     Read,
     Generate,
     Admin,
+    /// `DELETE /v1/users/{user}`; keys with `admin` have it too.
+    Erase,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Self::Ingest, Self::Read, Self::Generate, Self::Admin];
+    pub const ALL: [Scope; 5] = [Self::Ingest, Self::Read, Self::Generate, Self::Admin, Self::Erase];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl Scope {
             Self::Read => "read",
             Self::Generate => "generate",
             Self::Admin => "admin",
+            Self::Erase => "erase",
         }
     }
 }
@@ -40,7 +43,7 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown scope {0:?}; expected ingest, read, generate or admin")]
+#[error("unknown scope {0:?}; expected ingest, read, generate, admin or erase")]
 pub struct UnknownScope(String);
 
 impl FromStr for Scope {

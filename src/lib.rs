@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod erasure;
 pub mod error;
 pub mod feed;
 pub mod generate;

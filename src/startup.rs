@@ -128,16 +128,24 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
 
 /// The HTTP state over the services: what every handler can reach.
 fn app_state(settings: &Settings, services: &Services) -> web::Data<AppState> {
+    let ingestor = Ingestor::new(
+        services.pool.clone(),
+        services.model.clone(),
+        services.partitions.clone(),
+        services.cache.clone(),
+        settings.ingest.clone(),
+    )
+    .with_feed_queue(services.feeds.queue.clone());
+    let erasure = crate::erasure::Erasure {
+        pool: services.pool.clone(),
+        cache: services.cache.clone(),
+        feeds: services.feeds.clone(),
+        people: ingestor.people_ids(),
+        log: crate::erasure::ErasureLog::new(services.pool.clone()),
+    };
     web::Data::new(AppState {
         pool: services.pool.clone(),
-        ingestor: Ingestor::new(
-            services.pool.clone(),
-            services.model.clone(),
-            services.partitions.clone(),
-            services.cache.clone(),
-            settings.ingest.clone(),
-        )
-        .with_feed_queue(services.feeds.queue.clone()),
+        ingestor,
         model: services.model.clone(),
         cache: services.cache.clone(),
         recommender: services.recommender.clone(),
@@ -151,6 +159,7 @@ fn app_state(settings: &Settings, services: &Services) -> web::Data<AppState> {
         media: settings.media,
         generation: services.generation.clone(),
         feeds: services.feeds.clone(),
+        erasure,
     })
 }
 

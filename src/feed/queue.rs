@@ -123,6 +123,24 @@ impl JobQueue {
             Self::Memory(_) => Ok(()),
         }
     }
+
+    /// Removes the user's queued jobs (erasure): they name the user. Returns how many went.
+    /// The in-process queue lives only in this process's memory and its jobs name rows that
+    /// are gone, so a worker drops them; it reports 0.
+    pub async fn forget_user(&self, user: &str) -> Result<usize, redis::RedisError> {
+        match self {
+            Self::Streams(queue) => queue.forget_user(user).await,
+            Self::Memory(_) => Ok(0),
+        }
+    }
+}
+
+impl Job {
+    fn user(&self) -> &str {
+        match self {
+            Self::Refresh { user } | Self::Render { user, .. } => user,
+        }
+    }
 }
 
 impl StreamQueue {
@@ -202,6 +220,37 @@ impl StreamQueue {
             job: job.unwrap_or(Job::Refresh { user: String::new() }),
             reclaimed,
         }
+    }
+
+    /// Acknowledged jobs are deleted at once, so the stream holds only jobs not yet done:
+    /// a scan of it is short.
+    async fn forget_user(&self, user: &str) -> Result<usize, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let mut theirs: Vec<String> = Vec::new();
+        let mut start = "-".to_string();
+        loop {
+            let page: redis::streams::StreamRangeReply = conn.xrange_count(&self.stream, &start, "+", 1000).await?;
+            let Some(last) = page.ids.last().map(|entry| entry.id.clone()) else {
+                break;
+            };
+            let full_page = page.ids.len() == 1000;
+            theirs.extend(
+                page.ids
+                    .into_iter()
+                    .filter(|entry| self.delivery(entry.clone(), false).job.user() == user)
+                    .map(|entry| entry.id),
+            );
+            if !full_page {
+                break;
+            }
+            start = format!("({last}");
+        }
+        if theirs.is_empty() {
+            return Ok(0);
+        }
+        let _: usize = conn.xack(&self.stream, &self.group, &theirs).await?;
+        let removed: usize = conn.xdel(&self.stream, &theirs).await?;
+        Ok(removed)
     }
 
     async fn ack(&self, id: &str) -> Result<(), redis::RedisError> {

@@ -233,6 +233,7 @@ impl Pipeline<'_> {
                 output_sha256: &output_sha256,
                 latency_ms: started.elapsed().as_secs_f64() * 1000.0,
                 cache_hit,
+                cache_key: &key,
                 origin: origin.as_ref(),
             };
             styles::record_generation(self.pool, &generation).await?;

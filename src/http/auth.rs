@@ -33,7 +33,9 @@ pub struct Principal {
 
 impl Principal {
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
-        if self.scopes.contains(&scope) {
+        // Admin keys may erase: whoever manages keys and influencers manages their removal.
+        let implied = scope == Scope::Erase && self.scopes.contains(&Scope::Admin);
+        if self.scopes.contains(&scope) || implied {
             Ok(())
         } else {
             Err(AppError::Forbidden(scope.as_str()))

@@ -49,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/v1/events", web::post().to(events::post_events))
         .route("/v1/users/{user}", web::get().to(people::get_user))
+        .route("/v1/users/{user}", web::delete().to(people::erase_user))
         .route(
             "/v1/users/{user}/recommendations",
             web::get().to(people::get_recommendations),

@@ -29,6 +29,7 @@ pub const API_KEY: &str = "api_key";
         ops::metrics,
         events::post_events,
         people::get_user,
+        people::erase_user,
         people::get_recommendations,
         people::get_interests,
         people::get_influencer,

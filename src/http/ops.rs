@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::state::AppState;
 use crate::cache::CacheKind;
@@ -27,11 +27,24 @@ pub async fn healthz() -> HttpResponse {
 /// What `/readyz` found.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
+    /// Whether every capability asked about (all of them without `capability`) is up.
     ready: bool,
+    capabilities: Capabilities,
     database: DatabaseStatus,
     cache: CacheKind,
     onnxruntime: RuntimeStatus,
     models: crate::generate::models::ModelStatus,
+}
+
+/// What this process can serve now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Capabilities {
+    /// `POST /v1/events`: Postgres answers and the schema is current.
+    ingest: bool,
+    /// Recommendations, interests, feeds' reads: the same as ingest.
+    recommend: bool,
+    /// Generation, styles, feeds' renders: the database, plus ONNX Runtime and the models.
+    generate: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,16 +55,51 @@ pub struct DatabaseStatus {
     error: Option<String>,
 }
 
-/// Readiness: 200 when Postgres answers and the schema is current; the body says what is
-/// live (cache kind, ONNX Runtime with the fix when missing, models and their provider).
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+/// A capability a load balancer can ask `/readyz` about.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Ingest,
+    Recommend,
+    Generate,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadinessQuery {
+    /// Ask about one capability only (a pool of ingest-only nodes checks `ingest`, and
+    /// keeps answering 200 while generation is down). Without it every capability counts.
+    #[param(inline)]
+    capability: Option<Capability>,
+}
+
+/// Readiness: 200 when what was asked about is up, else 503 with `Retry-After`. Without
+/// `capability` that is everything the service serves: Postgres with the current schema for
+/// ingest and recommendations, and ONNX Runtime with the models for generation. The body says
+/// what is live (cache kind, ONNX Runtime with the fix when missing, models and provider).
+#[utoipa::path(get, path = "/readyz", tag = "ops", params(ReadinessQuery), responses(
     (status = 200, description = "Ready.", body = Readiness),
-    (status = 503, description = "Not ready: Postgres unreachable or migrations missing.", body = Readiness,
+    (status = 400, description = "Unknown capability.", body = crate::error::ErrorBody),
+    (status = 503, description = "Not ready: Postgres unreachable, migrations missing, or (for generation) ONNX Runtime or the models missing.",
+        body = Readiness,
         headers(("Retry-After" = u64, description = "Seconds to wait.")))))]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub async fn readyz(state: web::Data<AppState>, query: web::Query<ReadinessQuery>) -> HttpResponse {
     let database = database_status(&state).await;
+    let database_up = database.reachable && database.migrations_applied;
+    let capabilities = Capabilities {
+        ingest: database_up,
+        recommend: database_up,
+        generate: database_up && state.generation.model_status.loaded,
+    };
+    let ready = match query.capability {
+        None => capabilities.ingest && capabilities.recommend && capabilities.generate,
+        Some(Capability::Ingest) => capabilities.ingest,
+        Some(Capability::Recommend) => capabilities.recommend,
+        Some(Capability::Generate) => capabilities.generate,
+    };
     let readiness = Readiness {
-        ready: database.reachable && database.migrations_applied,
+        ready,
+        capabilities,
         database,
         cache: state.cache.live_kind().await,
         onnxruntime: onnx_runtime::status(&state.onnx.library_path),

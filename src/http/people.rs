@@ -4,6 +4,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::state::AppState;
+use crate::erasure::UserErasure;
 use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::interest::blend::Blend;
@@ -234,4 +235,36 @@ pub async fn get_interests(
     )
     .await?;
     Ok(HttpResponse::Ok().json(Interests { user, blend }))
+}
+
+/// Erases the user everywhere (GDPR Art. 17, CCPA): events in every partition and their
+/// idempotency keys, follows, likes, hides, affinity, vectors of every model version, the
+/// stored photo, feed items and stored images (database and files), their cache entries and
+/// queued feed jobs; all Postgres rows in one transaction. Generation records stay for
+/// provenance without the person: `verify` still finds an image's generation (time, model,
+/// blend) and says the user was erased. Only a salted hash of the external id is kept, in
+/// the erasure log. The user's influence on influencer factors lasts until the next model
+/// build (hourly by default). Events of the user sent again within
+/// `ingest.refuse_erased_user_days` (30) are rejected with `erased_user`. A second call
+/// answers 404 `unknown_user`.
+#[utoipa::path(delete, path = "/v1/users/{user}", tag = "people",
+    security(("api_key" = [])),
+    params(("user" = String, Path, description = "The platform's user id.", example = "ana")),
+    responses(
+        (status = 200, description = "Erased, with the rows removed per kind.", body = UserErasure),
+        (status = 400, description = "Invalid id.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `erase` scope (admin keys have it).", body = ErrorBody),
+        (status = 404, description = "`unknown_user`: nothing is stored for this user (never seen, or already erased).", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
+pub async fn erase_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Erase)?;
+    let user = UserRef::parse(path.into_inner()).map_err(invalid_id)?;
+    Ok(HttpResponse::Ok().json(state.erasure.erase_user(&user).await?))
 }

@@ -28,4 +28,5 @@ pub struct AppState {
     /// The models, the pipeline's stores and the generation settings.
     pub generation: Arc<Generation>,
     pub feeds: Arc<Feeds>,
+    pub erasure: crate::erasure::Erasure,
 }

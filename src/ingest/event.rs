@@ -21,10 +21,15 @@ pub enum EventKind {
     ImageLike,
     /// A view of a generated feed image.
     ImageView,
+    /// "Not interested": the influencer is left out of the user's recommendations, feed
+    /// slots and interest blends until an `unhide`. Carries no affinity.
+    Hide,
+    /// Takes a `hide` back.
+    Unhide,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         Self::Like,
         Self::Unlike,
         Self::Follow,
@@ -34,6 +39,8 @@ impl EventKind {
         Self::Share,
         Self::ImageLike,
         Self::ImageView,
+        Self::Hide,
+        Self::Unhide,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,8 @@ impl EventKind {
             Self::Share => "share",
             Self::ImageLike => "image_like",
             Self::ImageView => "image_view",
+            Self::Hide => "hide",
+            Self::Unhide => "unhide",
         }
     }
 
@@ -62,6 +71,8 @@ impl EventKind {
             Self::Unlike => Some((Toggle::Like, false)),
             Self::Follow => Some((Toggle::Follow, true)),
             Self::Unfollow => Some((Toggle::Follow, false)),
+            Self::Hide => Some((Toggle::Hide, true)),
+            Self::Unhide => Some((Toggle::Hide, false)),
             Self::Comment | Self::View | Self::Share | Self::ImageLike | Self::ImageView => None,
         }
     }
@@ -72,6 +83,7 @@ impl EventKind {
 pub enum Toggle {
     Like,
     Follow,
+    Hide,
 }
 
 impl fmt::Display for EventKind {
@@ -82,7 +94,7 @@ impl fmt::Display for EventKind {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown kind {0:?}; expected one of like, unlike, follow, unfollow, comment, view, share, image_like, image_view"
+    "unknown kind {0:?}; expected one of like, unlike, follow, unfollow, comment, view, share, hide, unhide, image_like, image_view"
 )]
 pub struct UnknownKind(pub String);
 

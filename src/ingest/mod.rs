@@ -39,6 +39,10 @@ pub struct IngestSettings {
     pub max_attempts: u32,
     /// External-id → internal-id entries cached per process, for users and for influencers each.
     pub people_cache_capacity: u64,
+    /// Events of a user erased within this many days are refused (`erased_user`), so a
+    /// platform's retry or backfill cannot bring them back; 0 lets re-sent events create a
+    /// new user.
+    pub refuse_erased_user_days: f64,
 }
 
 /// The answer to one batch.
@@ -56,7 +60,8 @@ pub struct Ingestor {
     pool: PgPool,
     model: AffinityModel,
     partitions: Arc<Partitions>,
-    people: PeopleIds,
+    people: Arc<PeopleIds>,
+    erasures: crate::erasure::ErasureLog,
     cache: Arc<Cache>,
     settings: IngestSettings,
     feed_queue: Option<Arc<crate::feed::queue::JobQueue>>,
@@ -71,10 +76,12 @@ impl Ingestor {
         settings: IngestSettings,
     ) -> Self {
         Self {
+            erasures: crate::erasure::ErasureLog::new(pool.clone()),
             pool,
             model,
             partitions,
-            people: PeopleIds::new(settings.people_cache_capacity),
+            people: Arc::new(PeopleIds::new(settings.people_cache_capacity)),
+
             cache,
             settings,
             feed_queue: None,
@@ -85,6 +92,11 @@ impl Ingestor {
     pub fn with_feed_queue(mut self, queue: Arc<crate::feed::queue::JobQueue>) -> Self {
         self.feed_queue = Some(queue);
         self
+    }
+
+    /// This process's id cache (erasure drops the erased user from it).
+    pub fn people_ids(&self) -> Arc<PeopleIds> {
+        self.people.clone()
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -107,6 +119,7 @@ impl Ingestor {
         let mut rejected = parsed.rejected;
         let mut events = parsed.events;
         events.extend(self.resolve_images(parsed.image_events, &mut rejected).await?);
+        let events = self.refuse_erased_users(events, &mut rejected).await?;
         let (candidates, in_batch_duplicates) = first_occurrences(events);
         let accepted = if candidates.is_empty() {
             0
@@ -154,6 +167,43 @@ impl Ingestor {
             }
             Err(err) => tracing::warn!(error = %err, "could not queue feed refreshes"),
         }
+    }
+
+    /// Events of recently erased users are rejected with `erased_user`. Only users this
+    /// process has not resolved are looked up (one query per batch): a cached id is a user
+    /// that exists.
+    async fn refuse_erased_users(
+        &self,
+        events: Vec<(usize, Event)>,
+        rejected: &mut Vec<Rejection>,
+    ) -> Result<Vec<(usize, Event)>, IngestError> {
+        if self.settings.refuse_erased_user_days <= 0.0 {
+            return Ok(events);
+        }
+        let unresolved: BTreeSet<&str> = events
+            .iter()
+            .map(|(_, e)| e.user.as_str())
+            .filter(|user| !self.people.is_cached(People::Users, user))
+            .collect();
+        if unresolved.is_empty() {
+            return Ok(events);
+        }
+        let window = chrono::Duration::seconds((self.settings.refuse_erased_user_days * 86_400.0) as i64);
+        let erased = self.erasures.erased_since(unresolved, Utc::now() - window).await?;
+        if erased.is_empty() {
+            return Ok(events);
+        }
+        let (refused, kept): (Vec<_>, Vec<_>) = events.into_iter().partition(|(_, e)| erased.contains(e.user.as_str()));
+        rejected.extend(refused.into_iter().map(|(index, event)| Rejection {
+            index,
+            code: "erased_user",
+            message: format!(
+                "user {} was erased; their events are refused for {} days after an erasure",
+                event.user, self.settings.refuse_erased_user_days
+            ),
+        }));
+        rejected.sort_by_key(|r| r.index);
+        Ok(kept)
     }
 
     /// Image events take the influencer of the image they name (the largest weight of its
@@ -240,7 +290,7 @@ impl Ingestor {
             .collect();
         let fresh = resolved.iter().filter(|e| fresh_ids.contains(&e.event_id));
         let effects = BatchEffects::collect(fresh, &self.model);
-        for toggle in [Toggle::Follow, Toggle::Like] {
+        for toggle in [Toggle::Follow, Toggle::Like, Toggle::Hide] {
             store_events::upsert_toggles(&mut tx, toggle, effects.toggles(toggle)).await?;
         }
         store_events::add_activity(&mut tx, &effects.activity).await?;

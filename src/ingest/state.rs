@@ -26,7 +26,7 @@ pub struct ResolvedEvent {
     pub image_id: Option<String>,
 }
 
-/// Identifies one row of `follows` (post empty) or `likes`.
+/// Identifies one row of `follows` or `hides` (post empty), or of `likes`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ToggleKey {
     pub user_id: i64,
@@ -53,6 +53,7 @@ impl ToggleState {
 pub struct BatchEffects {
     pub follows: BTreeMap<ToggleKey, ToggleState>,
     pub likes: BTreeMap<ToggleKey, ToggleState>,
+    pub hides: BTreeMap<ToggleKey, ToggleState>,
     pub activity: BTreeMap<(i64, i64), f64>,
 }
 
@@ -66,7 +67,7 @@ impl BatchEffects {
                         user_id: event.user_id,
                         influencer_id: event.influencer_id,
                         post_id: match toggle {
-                            Toggle::Follow => String::new(),
+                            Toggle::Follow | Toggle::Hide => String::new(),
                             Toggle::Like => event.post_id.clone().unwrap_or_default(),
                         },
                     };
@@ -102,6 +103,7 @@ impl BatchEffects {
         match toggle {
             Toggle::Follow => &self.follows,
             Toggle::Like => &self.likes,
+            Toggle::Hide => &self.hides,
         }
     }
 
@@ -109,6 +111,7 @@ impl BatchEffects {
         match toggle {
             Toggle::Follow => &mut self.follows,
             Toggle::Like => &mut self.likes,
+            Toggle::Hide => &mut self.hides,
         }
     }
 }

@@ -59,8 +59,15 @@ pub async fn interests(
     k: usize,
     temperature: f64,
 ) -> Result<Blend, sqlx::Error> {
-    let is_styled = |id: &str| styled.iter().any(|s| s == id);
     let user_id = vectors::user_id(pool, user).await?;
+    // Influencers the user hid ("not interested") never enter their blend.
+    let hidden = match user_id {
+        Some(id) => vectors::hidden_named(pool, id).await?,
+        None => Vec::new(),
+    };
+    let styled: Vec<String> = styled.iter().filter(|s| !hidden.contains(s)).cloned().collect();
+    let styled = styled.as_slice();
+    let is_styled = |id: &str| styled.iter().any(|s| s == id);
     let mut source = BlendSource::Interests;
     let mut model_version = None;
     let mut scored: Vec<(String, f64)> = Vec::new();
@@ -95,11 +102,17 @@ pub async fn interests(
     })
 }
 
-/// w_i = exp(s_i / T) / Σ exp(s_j / T), computed stably.
+/// w_i = exp(ŝ_i / T) / Σ exp(ŝ_j / T), computed stably, over the user's scores scaled by
+/// their largest magnitude (ŝ = s / max|s|, so the top score is 1). ALS scores, affinity and
+/// popularity live on different scales: popularity runs 65–90 on the demo data, where a raw
+/// softmax at T = 0.25 gave one or two influencers all the weight. Scaled, T means the
+/// same for every source; the reported `score` stays the raw one.
 pub fn softmax(scored: Vec<(String, f64)>, temperature: f64) -> Vec<Weighted> {
     let t = temperature.max(1e-6);
-    let top = scored.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
-    let exps: Vec<f64> = scored.iter().map(|s| ((s.1 - top) / t).exp()).collect();
+    let scale = scored.iter().map(|s| s.1.abs()).fold(0.0, f64::max);
+    let scale = if scale > 0.0 && scale.is_finite() { scale } else { 1.0 };
+    let top = scored.iter().map(|s| s.1 / scale).fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scored.iter().map(|s| ((s.1 / scale - top) / t).exp()).collect();
     let total: f64 = exps.iter().sum();
     scored
         .into_iter()
@@ -122,9 +135,29 @@ mod tests {
         let soft = softmax(scores.clone(), 1.0);
         assert!((soft.iter().map(|w| w.weight).sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(soft[0].weight > soft[1].weight && soft[1].weight > soft[2].weight);
-        let sharp = softmax(scores.clone(), 0.1);
+        let sharp = softmax(scores.clone(), 0.05);
         assert!(sharp[0].weight > 0.99);
         let flat = softmax(scores, 100.0);
         assert!((flat[0].weight - 1.0 / 3.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_temperature_means_the_same_whatever_the_scale_of_the_scores() {
+        // Popularity on the demo data: a few points apart at 65–90. Unscaled, T = 0.25 gave
+        // 0.5 / 0.5 / 1e-29 / 1e-46.
+        let popularity = vec![
+            ("noir_nadia".to_string(), 90.0),
+            ("vintage_vera".to_string(), 90.0),
+            ("neon_nova".to_string(), 73.0),
+            ("golden_gabe".to_string(), 65.0),
+        ];
+        let weights = softmax(popularity.clone(), 0.25);
+        assert!(weights.iter().all(|w| w.weight > 0.05 && w.weight < 0.6), "{weights:?}");
+        assert_eq!(weights[2].score, 73.0, "the raw score is reported");
+        let tenfold: Vec<(String, f64)> = popularity.into_iter().map(|(id, s)| (id, s * 10.0)).collect();
+        let same = softmax(tenfold, 0.25);
+        for (a, b) in weights.iter().zip(&same) {
+            assert!((a.weight - b.weight).abs() < 1e-12);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! folded in from their affinity at request time (so it follows engagement within seconds
 //! of a batch, without a rebuild). What the user already has is left out: by default every
 //! influencer they follow or engaged with (`exclude=engaged`), or only follows
-//! (`exclude=followed`), plus whatever the caller names. Users the model cannot place (no
+//! (`exclude=followed`), always those they hid, plus whatever the caller names. Users the model cannot place (no
 //! model yet, no affinity with modelled influencers) get the decayed popularity ranking,
 //! which is held in memory (`popularity`).
 
@@ -224,14 +224,15 @@ impl Recommender {
     ) -> Result<Recommendations, sqlx::Error> {
         let limit = MAX_K + MAX_EXCLUDED_BY_NAME;
         let user_id = vectors::user_id(&self.pool, user.as_str()).await?;
-        let (affinity, followed) = match user_id {
+        let (affinity, (followed, hidden)) = match user_id {
             Some(id) => (
                 vectors::user_affinity(&self.pool, id).await?,
-                vectors::followed(&self.pool, id).await?,
+                vectors::followed_and_hidden(&self.pool, id).await?,
             ),
-            None => (Vec::new(), Vec::new()),
+            None => (Vec::new(), (Vec::new(), Vec::new())),
         };
-        let mut excluded: HashSet<i64> = followed.into_iter().collect();
+        // Hidden influencers are out whatever the mode: the user said "not interested".
+        let mut excluded: HashSet<i64> = followed.into_iter().chain(hidden).collect();
         if exclude == Exclude::Engaged {
             excluded.extend(affinity.iter().filter(|(_, a)| *a > 0.0).map(|(id, _)| *id));
         }
@@ -343,7 +344,7 @@ fn fold_in(model: &LoadedModel, affinity: &[(i64, f64)]) -> Option<Vec<f32>> {
 fn answer(mut recs: Recommendations, request: &RecommendationRequest) -> Recommendations {
     if !request.exclude_influencers.is_empty() {
         recs.items
-            .retain(|item| !request.exclude_influencers.iter().any(|id| *id == item.influencer));
+            .retain(|item| !request.exclude_influencers.contains(&item.influencer));
     }
     recs.items.truncate(request.k);
     recs

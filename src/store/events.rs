@@ -212,6 +212,16 @@ pub async fn upsert_toggles(
                  changed_at = excluded.changed_at, changed_by_event = excluded.changed_by_event
              WHERE (excluded.changed_at, excluded.changed_by_event) > (f.changed_at, f.changed_by_event)"
         }
+        Toggle::Hide => {
+            "INSERT INTO hides AS h (user_id, influencer_id, active, weight, changed_at, changed_by_event)
+             SELECT u, i, a, w, c, e
+             FROM unnest($1::int8[], $2::int8[], $3::text[], $4::bool[], $5::float4[], $6::timestamptz[], $7::text[])
+                  AS t(u, i, p, a, w, c, e)
+             ON CONFLICT (user_id, influencer_id) DO UPDATE
+             SET active = excluded.active, weight = excluded.weight,
+                 changed_at = excluded.changed_at, changed_by_event = excluded.changed_by_event
+             WHERE (excluded.changed_at, excluded.changed_by_event) > (h.changed_at, h.changed_by_event)"
+        }
         Toggle::Like => {
             "INSERT INTO likes AS l (user_id, influencer_id, post_id, active, weight, changed_at, changed_by_event)
              SELECT u, i, p, a, w, c, e

@@ -216,6 +216,15 @@ impl ImageStore {
         Ok(ids.len())
     }
 
+    /// Drops the bytes of images whose rows are already deleted (erasure deletes the rows in
+    /// its own transaction; the postgres backend's bytes went with them by cascade).
+    pub async fn remove_blobs(&self, ids: &[String]) -> Result<(), ImageStoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.blobs.remove(ids).await
+    }
+
     /// Retention: images older than `max_age`, and each user's images beyond the newest
     /// `per_user_cap`. Feed items that showed them fall back to pending (ON DELETE SET NULL)
     /// and are rendered again when the feed next asks.

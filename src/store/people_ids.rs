@@ -42,6 +42,16 @@ impl PeopleIds {
         }
     }
 
+    /// Drops a cached id (the person was erased: a new row gets a new id).
+    pub fn forget(&self, people: People, external_id: &str) {
+        self.cache(people).remove(external_id);
+    }
+
+    /// Whether the id is cached: the person exists and was resolved by this process.
+    pub fn is_cached(&self, people: People, external_id: &str) -> bool {
+        self.cache(people).get(external_id).is_some()
+    }
+
     fn cache(&self, people: People) -> &quick_cache::sync::Cache<String, i64> {
         match people {
             People::Users => &self.users,

@@ -181,6 +181,8 @@ pub struct GenerationRecord<'a> {
     pub output_sha256: &'a str,
     pub latency_ms: f64,
     pub cache_hit: bool,
+    /// The generation cache key of its pixels (erasure removes the entry).
+    pub cache_key: &'a str,
     /// Set for feed images (whose stored image id is the output hash).
     pub origin: Option<&'a FeedOrigin>,
 }
@@ -189,9 +191,9 @@ pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Resul
     sqlx::query(
         "INSERT INTO generations (id, user_id, user_external_id, blend, blend_source, strength, size, format,
              model_version, provider, input_sha256, output_sha256, latency_ms, cache_hit,
-             origin, image_id, feed_slot, recommendation_rank, recommendation_score, recommendation_model)
+             origin, image_id, feed_slot, recommendation_rank, recommendation_score, recommendation_model, cache_key)
          VALUES ($1, (SELECT id FROM users WHERE external_id = $2), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19)",
+             $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(r.id)
     .bind(r.user_external_id)
@@ -212,6 +214,7 @@ pub async fn record_generation(pool: &PgPool, r: &GenerationRecord<'_>) -> Resul
     .bind(r.origin.and_then(|o| o.rank))
     .bind(r.origin.and_then(|o| o.score))
     .bind(r.origin.and_then(|o| o.recommendation_model))
+    .bind(r.cache_key)
     .execute(pool)
     .await?;
     Ok(())
@@ -236,7 +239,10 @@ pub async fn photo_styles(
 #[derive(Debug, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredGeneration {
     pub id: Uuid,
-    pub user_external_id: String,
+    /// The user it was made for; null once that user was erased.
+    pub user_external_id: Option<String>,
+    /// Set when the user was erased: the record keeps provenance without the person.
+    pub user_erased_at: Option<chrono::DateTime<chrono::Utc>>,
     pub blend: Value,
     pub blend_source: String,
     pub strength: f32,
@@ -244,7 +250,8 @@ pub struct StoredGeneration {
     pub format: String,
     pub model_version: String,
     pub provider: String,
-    pub input_sha256: String,
+    /// SHA-256 of the uploaded photo; null once the user was erased.
+    pub input_sha256: Option<String>,
     pub output_sha256: String,
     pub latency_ms: f64,
     pub cache_hit: bool,
@@ -254,8 +261,8 @@ pub struct StoredGeneration {
 #[tracing::instrument(skip(pool))]
 pub async fn generation(pool: &PgPool, id: Uuid) -> Result<Option<StoredGeneration>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_external_id, blend, blend_source, strength, size, format, model_version, provider,
-             input_sha256, output_sha256, latency_ms, cache_hit, created_at
+        "SELECT id, user_external_id, user_erased_at, blend, blend_source, strength, size, format, model_version,
+             provider, input_sha256, output_sha256, latency_ms, cache_hit, created_at
          FROM generations WHERE id = $1",
     )
     .bind(id)

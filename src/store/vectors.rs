@@ -190,12 +190,32 @@ pub async fn user_vector(pool: &PgPool, version: i64, user_id: i64) -> Result<Op
         .await
 }
 
-/// Influencers the user follows now.
-pub async fn followed(pool: &PgPool, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT influencer_id FROM follows WHERE user_id = $1 AND active")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await
+/// Influencers the user follows now, and those they hide now ("not interested").
+pub async fn followed_and_hidden(pool: &PgPool, user_id: i64) -> Result<(Vec<i64>, Vec<i64>), sqlx::Error> {
+    let rows: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT influencer_id, TRUE FROM follows WHERE user_id = $1 AND active
+         UNION ALL
+         SELECT influencer_id, FALSE FROM hides WHERE user_id = $1 AND active",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    let (followed, hidden): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, is_follow)| *is_follow);
+    Ok((
+        followed.into_iter().map(|r| r.0).collect(),
+        hidden.into_iter().map(|r| r.0).collect(),
+    ))
+}
+
+/// External ids of the influencers the user hides now.
+pub async fn hidden_named(pool: &PgPool, user_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT i.external_id FROM hides h JOIN influencers i ON i.id = h.influencer_id
+         WHERE h.user_id = $1 AND h.active",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// Every influencer anyone has positive affinity with, by total affinity decayed to now

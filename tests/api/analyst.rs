@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{days_ago, event, spawn_app};
 
-const VIEWS: [&str; 11] = [
+const VIEWS: [&str; 12] = [
     "affinity",
     "analytics_affinity",
     "analytics_daily_engagement",
@@ -17,6 +17,7 @@ const VIEWS: [&str; 11] = [
     "analytics_engagement_events",
     "analytics_image_store",
     "analytics_feed_image_engagement",
+    "analytics_hidden_influencers",
 ];
 
 #[tokio::test]

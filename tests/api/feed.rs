@@ -27,7 +27,7 @@ async fn feed_app(customize: impl FnOnce(&mut stylecast::config::Settings)) -> T
     app
 }
 
-async fn put_photo(app: &TestApp, user: &str, photo: Vec<u8>) -> (u16, Value) {
+pub async fn put_photo(app: &TestApp, user: &str, photo: Vec<u8>) -> (u16, Value) {
     let response = app
         .client
         .put(app.url(&format!("/v1/users/{user}/photo")))
@@ -61,7 +61,7 @@ fn item<'a>(feed: &'a Value, slot: &str) -> &'a Value {
 }
 
 /// Reads the feed until every item is ready.
-async fn until_ready(app: &TestApp, user: &str, within: Duration) -> Value {
+pub async fn until_ready(app: &TestApp, user: &str, within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let (status, feed) = app.get_json(&format!("/v1/users/{user}/feed?k=5")).await;
@@ -438,4 +438,30 @@ async fn bad_photos_cursors_and_image_ids_get_4xx_codes() {
     // Pages follow the cursor: k=1 leaves nothing for page 2 with one recommendation.
     let (_, first) = app.get_json("/v1/users/ana/feed?k=1").await;
     assert!(first["next_cursor"].is_null(), "{first}");
+}
+
+#[tokio::test]
+async fn a_hidden_influencer_leaves_the_feed_and_the_blend_until_unhidden() {
+    let app = feed_app(|_| {}).await;
+    assert_eq!(put_photo(&app, "ana", read(CONTENT)).await.0, 201);
+    let (status, before) = app.get_json("/v1/users/ana/feed?k=5").await;
+    assert_eq!(status, 200, "{before}");
+    assert!(
+        before.to_string().contains("neon_nova"),
+        "recommended and blended: {before}"
+    );
+
+    let hide = json!([event("h1", "ana", "neon_nova", "hide", &days_ago(0.1))]);
+    assert_eq!(app.post_events(&hide).await.status().as_u16(), 200);
+    let (_, hidden) = app.get_json("/v1/users/ana/feed?k=5").await;
+    assert!(
+        !hidden.to_string().contains("neon_nova"),
+        "no slot, no blend weight: {hidden}"
+    );
+    let (_, interests) = app.get_json("/v1/users/ana/interests").await;
+    assert!(!interests.to_string().contains("neon_nova"), "{interests}");
+    let unhide = json!([event("h2", "ana", "neon_nova", "unhide", &days_ago(0.05))]);
+    assert_eq!(app.post_events(&unhide).await.status().as_u16(), 200);
+    let (_, back) = app.get_json("/v1/users/ana/feed?k=5").await;
+    assert!(back.to_string().contains("neon_nova"), "{back}");
 }

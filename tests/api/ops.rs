@@ -78,9 +78,16 @@ async fn without_the_onnx_runtime_the_service_starts_explains_the_fix_and_still_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let ready = ready.expect("the service came up");
-    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(ready.status().as_u16(), 503, "generation is down, so not ready");
     let body: Value = ready.json().await.expect("json");
     assert_eq!(body["onnxruntime"]["loaded"], false);
+    let ingest_pool = app
+        .client
+        .get(format!("{base}/readyz?capability=ingest"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ingest_pool.status().as_u16(), 200, "ingest is up");
     assert!(
         body["onnxruntime"]["error"]
             .as_str()
@@ -193,4 +200,38 @@ async fn graceful_shutdown_finishes_the_batch_in_flight() {
     let health = app.url("/healthz");
     app.server.await.expect("server task").expect("server stopped cleanly");
     assert!(app.client.get(health).send().await.is_err(), "the server is stopped");
+}
+
+/// Without the models (here: a model folder that does not exist) generation answers 503, so
+/// `/readyz` does too; a pool that only ingests asks about `ingest` and stays in rotation.
+#[tokio::test]
+async fn readyz_is_unready_while_generation_is_down_and_answers_per_capability() {
+    let app = spawn_app_with(|s| s.onnx.model_dir = "/nonexistent/stylecast-models".into()).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(
+        body["capabilities"],
+        json!({"ingest": true, "recommend": true, "generate": false}),
+        "{body}"
+    );
+    let photo = crate::generate::read(crate::generate::CONTENT);
+    let generation = crate::generate::generate(&app, &[("user", "ana"), ("size", "64")], photo).await;
+    assert_eq!(generation.status().as_u16(), 503, "generation itself is down");
+    for (capability, expected) in [("ingest", 200), ("recommend", 200), ("generate", 503)] {
+        let (status, body) = app.get_json(&format!("/readyz?capability={capability}")).await;
+        assert_eq!(status, expected, "{capability}: {body}");
+        assert_eq!(body["ready"], expected == 200, "{capability}");
+    }
+    let (status, body) = app.get_json("/readyz?capability=everything").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")), "{body}");
+
+    // With the models every capability is up.
+    let healthy = spawn_app().await;
+    let (status, body) = healthy.get_json("/readyz?capability=generate").await;
+    assert_eq!(
+        (status, body["capabilities"]["generate"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
 }

@@ -334,3 +334,59 @@ async fn served_popularity_is_refreshed_in_the_background_within_its_max_age() {
         "refreshes are timed"
     );
 }
+
+#[tokio::test]
+async fn a_hidden_influencer_is_never_recommended_until_unhidden_and_analysts_see_it() {
+    let app = spawn_app().await;
+    two_communities(&app).await;
+    let (_, before) = app.get_json("/v1/users/a0/recommendations?k=100").await;
+    let top = influencers(&before)[0].clone();
+    // a0 hides the top recommendation and one it follows (A0).
+    let hides = json!([
+        event("h-top", "a0", &top, "hide", &days_ago(0.5)),
+        event("h-a0", "a0", "A0", "hide", &days_ago(0.5)),
+    ]);
+    assert_eq!(app.post_events(&hides).await.status().as_u16(), 200);
+    for stage in ["popularity", "als"] {
+        if stage == "als" {
+            embed::rebuild(&app.pool, &params(), |_| {}).await.expect("rebuild");
+            tokio::time::sleep(std::time::Duration::from_secs(6)).await; // the model re-check
+        }
+        for mode in ["engaged", "followed"] {
+            let (_, recs) = app
+                .get_json(&format!("/v1/users/a0/recommendations?k=100&exclude={mode}"))
+                .await;
+            assert_eq!(recs["strategy"], stage, "{recs}");
+            let items = influencers(&recs);
+            assert!(
+                !items.contains(&top) && !items.contains(&"A0".to_string()),
+                "{stage} {mode}: {items:?}"
+            );
+        }
+    }
+    let (hidden, unhidden): (i64, i64) = sqlx::query_as(
+        "SELECT hidden_by_users, unhidden_by_users FROM analytics_hidden_influencers WHERE influencer = $1",
+    )
+    .bind(&top)
+    .fetch_one(&app.pool)
+    .await
+    .expect("analyst view");
+    assert_eq!((hidden, unhidden), (1, 0));
+
+    let unhide = json!([event("u-top", "a0", &top, "unhide", &days_ago(0.1))]);
+    assert_eq!(app.post_events(&unhide).await.status().as_u16(), 200);
+    let (_, after) = app.get_json("/v1/users/a0/recommendations?k=100").await;
+    assert!(influencers(&after).contains(&top), "{after}");
+    // An older hide replayed after the unhide changes nothing: the newest event wins.
+    let replay = json!([event("h-old", "a0", &top, "hide", &days_ago(0.3))]);
+    assert_eq!(app.post_events(&replay).await.status().as_u16(), 200);
+    let (_, still) = app.get_json("/v1/users/a0/recommendations?k=100").await;
+    assert!(influencers(&still).contains(&top), "{still}");
+    let daily: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(events), 0)::int8 FROM analytics_daily_engagement WHERE kind IN ('hide', 'unhide')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("daily engagement");
+    assert_eq!(daily, 4, "every hide and unhide is counted");
+}

@@ -1,0 +1,142 @@
+//! Erasure: a user can be forgotten everywhere the service keeps them (GDPR Art. 17, CCPA).
+//!
+//! `DELETE /v1/users/{user}` removes, in one Postgres transaction, every row keyed by the
+//! user (events in every partition and their idempotency keys, follows, likes, hides,
+//! affinity, vectors of every model version, the stored photo, feed items, stored images),
+//! anonymises their generation records (provenance stays: time, model, blend; the user and
+//! the photo's hash go), and logs the erasure under a salted hash of the external id. Then it
+//! drops what lives outside Postgres: image files, the generation and recommendation cache
+//! entries, queued feed jobs, and this process's id cache.
+//!
+//! What is kept: anonymous generation records, and the user's influence on influencer factors
+//! until the next model build (`embedding.rebuild_interval_secs`, hourly by default).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+
+use crate::cache::Cache;
+use crate::feed::Feeds;
+use crate::ingest::event::UserRef;
+use crate::store::erasure as store_erasure;
+use crate::store::images::ImageStoreError;
+use crate::store::people_ids::{People, PeopleIds};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error("no user {0:?} is known (never seen, or already erased)")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("removing stored image files")]
+    Images(#[from] ImageStoreError),
+}
+
+/// What `DELETE /v1/users/{user}` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserErasure {
+    pub user: String,
+    pub erased_at: DateTime<Utc>,
+    /// Rows removed per kind: event_keys, events, follows, likes, hides, affinity, vectors,
+    /// feed_items, photos, images, generations_anonymised; then cache_entries and feed_jobs.
+    pub removed: BTreeMap<String, u64>,
+}
+
+/// The salted hashes of the erasure log.
+pub struct ErasureLog {
+    pool: PgPool,
+    salt: OnceCell<Vec<u8>>,
+}
+
+impl ErasureLog {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            salt: OnceCell::new(),
+        }
+    }
+
+    /// hex SHA-256 of the deployment's salt and the external id.
+    pub async fn subject_hash(&self, external_id: &str) -> Result<String, sqlx::Error> {
+        let salt = self.salt.get_or_try_init(|| store_erasure::salt(&self.pool)).await?;
+        let mut hasher = Sha256::new();
+        hasher.update(salt);
+        hasher.update(external_id.as_bytes());
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Of these external user ids, those erased since `since`.
+    pub async fn erased_since<'a>(
+        &self,
+        users: impl IntoIterator<Item = &'a str>,
+        since: DateTime<Utc>,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let mut by_hash = BTreeMap::new();
+        for user in users {
+            by_hash.insert(self.subject_hash(user).await?, user);
+        }
+        if by_hash.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let hashes: Vec<String> = by_hash.keys().cloned().collect();
+        let erased = store_erasure::erased_since(&self.pool, &hashes, since).await?;
+        Ok(by_hash
+            .into_iter()
+            .filter(|(hash, _)| erased.contains(hash))
+            .map(|(_, user)| user.to_string())
+            .collect())
+    }
+}
+
+pub struct Erasure {
+    pub pool: PgPool,
+    pub cache: Arc<Cache>,
+    pub feeds: Arc<Feeds>,
+    /// The ingest id cache of this process: an erased user's id must not be reused.
+    pub people: Arc<PeopleIds>,
+    pub log: ErasureLog,
+}
+
+impl Erasure {
+    /// Erases the user everywhere. A second call answers `UnknownUser`: nothing of them is
+    /// left to find.
+    pub async fn erase_user(&self, user: &UserRef) -> Result<UserErasure, ErasureError> {
+        let subject_hash = self.log.subject_hash(user.as_str()).await?;
+        let erased = store_erasure::erase_user(&self.pool, user.as_str(), &subject_hash)
+            .await?
+            .ok_or_else(|| ErasureError::UnknownUser(user.to_string()))?;
+        self.people.forget(People::Users, user.as_str());
+        self.feeds.images.remove_blobs(&erased.image_ids).await?;
+        let mut cache_keys = erased.cache_keys;
+        cache_keys.extend(crate::recommend::cache_keys(user.as_str()));
+        let cache_entries = cache_keys.len() as u64;
+        self.cache.delete_many(cache_keys).await;
+        let feed_jobs = match self.feeds.queue.forget_user(user.as_str()).await {
+            Ok(removed) => removed as u64,
+            Err(err) => {
+                // Jobs name only the user id and rows that are gone; a worker drops them.
+                tracing::warn!(error = %err, "could not remove the erased user's queued feed jobs");
+                0
+            }
+        };
+        let mut removed: BTreeMap<String, u64> = erased
+            .counts
+            .into_iter()
+            .map(|(kind, n)| (kind.to_string(), n))
+            .collect();
+        removed.insert("cache_entries".into(), cache_entries);
+        removed.insert("feed_jobs".into(), feed_jobs);
+        metrics::counter!("stylecast_erasures_total", "subject" => "user").increment(1);
+        tracing::info!(subject_hash = %subject_hash, "user erased");
+        Ok(UserErasure {
+            user: user.to_string(),
+            erased_at: Utc::now(),
+            removed,
+        })
+    }
+}
