@@ -33,8 +33,8 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("{0}")]
-    UnknownUser(String),
+    #[error("{message}")]
+    UnknownPerson { code: &'static str, message: String },
     #[error("no route for this method and path")]
     NoRoute,
     #[error("{what} is unavailable; retry later")]
@@ -79,7 +79,7 @@ impl AppError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::UnknownUser(_) => "unknown_user",
+            Self::UnknownPerson { code, .. } => code,
             Self::NoRoute => "no_route",
             Self::Unavailable { .. } => "unavailable",
             Self::Unprocessable { code, .. } => code,
@@ -137,7 +137,7 @@ impl ResponseError for AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::UnknownUser(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownPerson { .. } | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Media(MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. }) => {
@@ -255,7 +255,14 @@ impl From<crate::erasure::ErasureError> for AppError {
     fn from(err: crate::erasure::ErasureError) -> Self {
         use crate::erasure::ErasureError;
         match err {
-            ErasureError::UnknownUser(_) => Self::UnknownUser(err.to_string()),
+            ErasureError::UnknownUser(_) => Self::UnknownPerson {
+                code: "unknown_user",
+                message: err.to_string(),
+            },
+            ErasureError::UnknownInfluencer(_) => Self::UnknownPerson {
+                code: "unknown_influencer",
+                message: err.to_string(),
+            },
             ErasureError::Database(err) => err.into(),
             // The rows are gone (committed); only files of the filesystem store were left.
             ErasureError::Images(_) => Self::Internal(err.to_string()),

@@ -140,6 +140,7 @@ fn app_state(settings: &Settings, services: &Services) -> web::Data<AppState> {
         pool: services.pool.clone(),
         cache: services.cache.clone(),
         feeds: services.feeds.clone(),
+        recommender: services.recommender.clone(),
         people: ingestor.people_ids(),
         log: crate::erasure::ErasureLog::new(services.pool.clone()),
     };

@@ -157,6 +157,64 @@ impl Cache {
     }
 
     /// Probes Redis now and says which cache serves.
+    /// Deletes every entry whose key starts with `prefix` (an influencer's erasure drops every
+    /// cached recommendation list, since any of them may name the influencer). Redis is
+    /// walked with SCAN, a page of keys per step, never KEYS.
+    pub async fn delete_prefix(&self, prefix: &str) -> usize {
+        let full = self.key(prefix);
+        let in_memory: Vec<String> = self
+            .memory
+            .iter()
+            .filter(|(key, _)| key.starts_with(&full))
+            .map(|(key, _)| key.as_ref().clone())
+            .collect();
+        for key in &in_memory {
+            self.memory.invalidate(key).await;
+        }
+        let mut removed = in_memory.len();
+        let Some(redis) = &self.redis else {
+            return removed;
+        };
+        let pattern = format!("{full}*");
+        let mut cursor: u64 = 0;
+        loop {
+            let step = redis
+                .run(
+                    |mut conn, (cursor, pattern): (u64, String)| async move {
+                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn)
+                            .await?;
+                        if !keys.is_empty() {
+                            conn.del::<_, ()>(&keys).await?;
+                        }
+                        Ok((next, keys.len()))
+                    },
+                    (cursor, pattern.clone()),
+                )
+                .await;
+            match step {
+                Some(Ok((next, deleted))) => {
+                    removed += deleted;
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                Some(Err(err)) => {
+                    redis.mark_unhealthy(&err);
+                    break;
+                }
+                None => break,
+            }
+        }
+        removed
+    }
+
     pub async fn live_kind(&self) -> CacheKind {
         let Some(redis) = &self.redis else {
             return CacheKind::Memory;

@@ -10,6 +10,11 @@
 //!
 //! What is kept: anonymous generation records, and the user's influence on influencer factors
 //! until the next model build (`embedding.rebuild_interval_secs`, hourly by default).
+//!
+//! `DELETE /v1/influencers/{influencer}` does the same for an influencer: reference photos,
+//! style, every user's events with them and what those made, vectors, feed items and images
+//! in their style; recommendations and blends drop them at once (the recommender reloads its
+//! model and ranking), and generation records keep their share as `erased_influencer`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use tokio::sync::OnceCell;
 
 use crate::cache::Cache;
 use crate::feed::Feeds;
-use crate::ingest::event::UserRef;
+use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::store::erasure as store_erasure;
 use crate::store::images::ImageStoreError;
 use crate::store::people_ids::{People, PeopleIds};
@@ -31,10 +36,22 @@ use crate::store::people_ids::{People, PeopleIds};
 pub enum ErasureError {
     #[error("no user {0:?} is known (never seen, or already erased)")]
     UnknownUser(String),
+    #[error("no influencer {0:?} is known (never seen, or already erased)")]
+    UnknownInfluencer(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("removing stored image files")]
     Images(#[from] ImageStoreError),
+}
+
+/// What `DELETE /v1/influencers/{influencer}` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InfluencerErasure {
+    pub influencer: String,
+    pub erased_at: DateTime<Utc>,
+    /// Rows removed per kind: event_keys, events, follows, likes, hides, affinity, photos,
+    /// styles, vectors, feed_items, images, generations_anonymised; then cache_entries.
+    pub removed: BTreeMap<String, u64>,
 }
 
 /// What `DELETE /v1/users/{user}` answers.
@@ -97,7 +114,8 @@ pub struct Erasure {
     pub pool: PgPool,
     pub cache: Arc<Cache>,
     pub feeds: Arc<Feeds>,
-    /// The ingest id cache of this process: an erased user's id must not be reused.
+    pub recommender: Arc<crate::recommend::Recommender>,
+    /// The ingest id cache of this process: an erased person's id must not be reused.
     pub people: Arc<PeopleIds>,
     pub log: ErasureLog,
 }
@@ -135,6 +153,37 @@ impl Erasure {
         tracing::info!(subject_hash = %subject_hash, "user erased");
         Ok(UserErasure {
             user: user.to_string(),
+            erased_at: Utc::now(),
+            removed,
+        })
+    }
+
+    /// Erases the influencer: reference photos and style, every user's events with them and
+    /// the state and affinity those made, their vectors (they leave recommendations and
+    /// blends now, before the next build), feed items and stored images in their style.
+    /// Generation records keep their share of a blend as `erased_influencer`.
+    pub async fn erase_influencer(&self, influencer: &InfluencerRef) -> Result<InfluencerErasure, ErasureError> {
+        let subject_hash = self.log.subject_hash(influencer.as_str()).await?;
+        let erased = store_erasure::erase_influencer(&self.pool, influencer.as_str(), &subject_hash)
+            .await?
+            .ok_or_else(|| ErasureError::UnknownInfluencer(influencer.to_string()))?;
+        self.people.forget(People::Influencers, influencer.as_str());
+        self.feeds.images.remove_blobs(&erased.image_ids).await?;
+        let cache_entries = erased.cache_keys.len() as u64;
+        self.cache.delete_many(erased.cache_keys).await;
+        self.recommender.influencer_erased().await;
+        // Feeds whose items showed them re-plan without them.
+        crate::feed::refresh_all(&self.feeds).await;
+        let mut removed: BTreeMap<String, u64> = erased
+            .counts
+            .into_iter()
+            .map(|(kind, n)| (kind.to_string(), n))
+            .collect();
+        removed.insert("cache_entries".into(), cache_entries);
+        metrics::counter!("stylecast_erasures_total", "subject" => "influencer").increment(1);
+        tracing::info!(subject_hash = %subject_hash, "influencer erased");
+        Ok(InfluencerErasure {
+            influencer: influencer.to_string(),
             erased_at: Utc::now(),
             removed,
         })

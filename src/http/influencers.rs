@@ -159,3 +159,32 @@ pub async fn get_style(
         .ok_or_else(|| AppError::NotFound(format!("style of influencer {influencer:?}")))?;
     Ok(HttpResponse::Ok().json(style))
 }
+
+/// Erases the influencer everywhere: reference photos and style, every user's events with
+/// them (and the follows, likes, hides and affinity those made), their vectors in every model
+/// version, feed items and stored images in their style, and cache entries. They leave
+/// recommendations and blends at once, before the next model build; feeds re-render without
+/// them. Generation records keep provenance: their share of a blend is kept as
+/// `erased_influencer`. Only a salted hash of the id stays, in the erasure log. A second
+/// call answers 404 `unknown_influencer`.
+#[utoipa::path(delete, path = "/v1/influencers/{influencer}", tag = "styles",
+    security(("api_key" = [])),
+    params(("influencer" = String, Path, description = "The platform's influencer id.", example = "noir_nadia")),
+    responses(
+        (status = 200, description = "Erased, with the rows removed per kind.", body = crate::erasure::InfluencerErasure),
+        (status = 400, description = "Invalid id.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
+        (status = 403, description = "The key lacks the `erase` scope (admin keys have it).", body = ErrorBody),
+        (status = 404, description = "`unknown_influencer`: nothing is stored for this influencer.", body = ErrorBody),
+        (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
+        (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
+    ))]
+pub async fn erase_influencer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    principal.require(Scope::Erase)?;
+    let influencer = influencer_ref(path)?;
+    Ok(HttpResponse::Ok().json(state.erasure.erase_influencer(&influencer).await?))
+}

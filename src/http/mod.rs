@@ -58,6 +58,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer))
         .route(
             "/v1/influencers/{influencer}",
+            web::delete().to(influencers::erase_influencer),
+        )
+        .route(
+            "/v1/influencers/{influencer}",
             web::put().to(influencers::put_influencer),
         )
         .route(

@@ -30,6 +30,7 @@ pub const API_KEY: &str = "api_key";
         events::post_events,
         people::get_user,
         people::erase_user,
+        influencers::erase_influencer,
         people::get_recommendations,
         people::get_interests,
         people::get_influencer,

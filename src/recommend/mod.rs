@@ -7,6 +7,9 @@
 //! which is held in memory (`popularity`).
 
 pub mod popularity;
+mod ranked;
+
+pub use ranked::Scored;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -60,12 +63,6 @@ pub struct RecommendationRequest {
     pub exclude: Exclude,
     /// Influencers (external ids) left out of this answer only, on top of `exclude`.
     pub exclude_influencers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Scored {
-    pub influencer: String,
-    pub score: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -137,6 +134,8 @@ impl LoadedModel {
 struct ModelSlot {
     model: Option<Arc<LoadedModel>>,
     checked_at: Option<Instant>,
+    /// Influencer erasures when the model was loaded (`store::erasure::influencer_erasures`).
+    catalogue: Option<i64>,
 }
 
 pub struct Recommender {
@@ -173,6 +172,7 @@ impl Recommender {
             slot: RwLock::new(ModelSlot {
                 model: None,
                 checked_at: None,
+                catalogue: None,
             }),
             cache_ttl,
         }
@@ -266,7 +266,8 @@ impl Recommender {
         Ok(fold_in(&model, &affinity).map(|vector| (model.version, model.scores_of(&vector, influencers))))
     }
 
-    /// The current model, re-read at most every few seconds and reloaded when it changed.
+    /// The current model, re-read at most every few seconds and reloaded when it changed,
+    /// or when an influencer was erased since it was loaded (its vector is gone).
     async fn model(&self) -> Result<Option<Arc<LoadedModel>>, sqlx::Error> {
         {
             let slot = self.slot.read().await;
@@ -279,9 +280,14 @@ impl Recommender {
             return Ok(slot.model.clone());
         }
         let current = vectors::current_model(&self.pool).await?;
+        let catalogue = crate::store::erasure::influencer_erasures(&self.pool).await?;
+        let catalogue_changed = slot.catalogue.is_some_and(|seen| seen != catalogue);
+        if catalogue_changed {
+            self.popularity.invalidate();
+        }
         let loaded_version = slot.model.as_ref().map(|m| m.version);
         match current {
-            Some(current) if Some(current.version) != loaded_version => {
+            Some(current) if Some(current.version) != loaded_version || catalogue_changed => {
                 let params: AlsParams = serde_json::from_value(current.params).unwrap_or_default();
                 let rows = vectors::influencer_vectors(&self.pool, current.version).await?;
                 slot.model = load(current.version, params, rows).map(Arc::new);
@@ -290,8 +296,22 @@ impl Recommender {
             Some(_) => {}
             None => slot.model = None,
         }
+        slot.catalogue = Some(catalogue);
         slot.checked_at = Some(Instant::now());
         Ok(slot.model.clone())
+    }
+
+    /// An influencer was erased here: the model and the popularity ranking are read again
+    /// now, not at the next check, and every cached list (any may name them) is dropped.
+    pub async fn influencer_erased(&self) {
+        {
+            let mut slot = self.slot.write().await;
+            slot.checked_at = None;
+            slot.catalogue = None;
+            slot.model = None;
+        }
+        self.popularity.invalidate();
+        self.cache.delete_prefix("recs:").await;
     }
 }
 

@@ -5,12 +5,13 @@
 //! every request (small databases, tests).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::Scored;
+use super::ranked::Scored;
 use crate::store::vectors;
 
 /// One computed ranking, best first.
@@ -56,6 +57,8 @@ pub struct Popularity {
     pool: PgPool,
     max_age: Duration,
     current: RwLock<Option<Arc<Ranking>>>,
+    /// Bumped by `invalidate`: a recomputation that began before it does not store its result.
+    generation: AtomicU64,
     /// One recomputation at a time; requests that find the ranking too old wait for it.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -66,6 +69,7 @@ impl Popularity {
             pool,
             max_age,
             current: RwLock::new(None),
+            generation: AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
@@ -101,6 +105,14 @@ impl Popularity {
         }
     }
 
+    /// Drops the ranking (an influencer was erased): the next request computes a new one.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut current) = self.current.write() {
+            *current = None;
+        }
+    }
+
     fn fresh(&self, requested: Instant) -> Option<Arc<Ranking>> {
         let current = self.current.read().ok()?.clone()?;
         let usable = if self.max_age.is_zero() {
@@ -113,10 +125,13 @@ impl Popularity {
 
     async fn recompute(&self) -> Result<Arc<Ranking>, sqlx::Error> {
         let started = Instant::now();
+        let generation = self.generation.load(Ordering::SeqCst);
         let ranking = Arc::new(Ranking::new(vectors::popular_influencers(&self.pool).await?));
         metrics::histogram!("stylecast_popularity_refresh_seconds").record(started.elapsed().as_secs_f64());
         if let Ok(mut current) = self.current.write() {
-            *current = Some(ranking.clone());
+            if self.generation.load(Ordering::SeqCst) == generation {
+                *current = Some(ranking.clone());
+            }
         }
         Ok(ranking)
     }

@@ -137,3 +137,114 @@ pub async fn erased_since(
     .await?;
     Ok(found.into_iter().collect())
 }
+
+/// Erases the influencer `external_id`: their reference photos and style, every user's events
+/// with them and the state and affinity those made, their vectors, feed items and stored
+/// images in their style. Generation records keep provenance: the influencer's share of a
+/// blend stays, under `erased_influencer`. None when the database holds nothing of them.
+pub async fn erase_influencer(
+    pool: &PgPool,
+    external_id: &str,
+    subject_hash: &str,
+) -> Result<Option<ErasedRows>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let Some(influencer_id) =
+        sqlx::query_scalar::<_, i64>("SELECT id FROM influencers WHERE external_id = $1 FOR UPDATE")
+            .bind(external_id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let mut erased = ErasedRows::default();
+    let event_keys = sqlx::query(
+        "DELETE FROM event_keys k USING engagement_events e WHERE e.influencer_id = $1 AND k.event_id = e.event_id",
+    )
+    .bind(influencer_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    erased.counts.insert("event_keys", event_keys);
+    // Images in their style: those of feed items that show them, and those whose generation
+    // blended them. Their feed items go too, so feeds re-plan and re-render without them.
+    erased.image_ids = sqlx::query_scalar(
+        "WITH styled AS (
+             SELECT image_id FROM feed_items WHERE (influencer_id = $1 OR blend ? $2) AND image_id IS NOT NULL
+             UNION SELECT image_id FROM generations WHERE blend ? $2 AND image_id IS NOT NULL)
+         DELETE FROM images i USING styled WHERE i.id = styled.image_id RETURNING i.id",
+    )
+    .bind(influencer_id)
+    .bind(external_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    erased.counts.insert("images", erased.image_ids.len() as u64);
+    let feed_items = sqlx::query("DELETE FROM feed_items WHERE influencer_id = $1 OR blend ? $2")
+        .bind(influencer_id)
+        .bind(external_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    erased.counts.insert("feed_items", feed_items);
+    for (kind, table) in [
+        ("events", "engagement_events"),
+        ("follows", "follows"),
+        ("likes", "likes"),
+        ("hides", "hides"),
+        ("affinity", "affinity_activity"),
+        ("photos", "influencer_photos"),
+        ("styles", "influencer_styles"),
+    ] {
+        let removed = sqlx::query(&format!("DELETE FROM {table} WHERE influencer_id = $1"))
+            .bind(influencer_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        erased.counts.insert(kind, removed);
+    }
+    let vectors = sqlx::query(
+        "DELETE FROM influencer_vectors WHERE model_version = ANY(ARRAY(SELECT version FROM embedding_models))
+           AND influencer_id = $1",
+    )
+    .bind(influencer_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    erased.counts.insert("vectors", vectors);
+    let anonymised: Vec<Option<String>> = sqlx::query_scalar(
+        "WITH theirs AS (SELECT id, cache_key FROM generations WHERE blend ? $1 FOR UPDATE)
+         UPDATE generations g
+         SET blend = (g.blend - $1) || jsonb_build_object('erased_influencer',
+                 coalesce((g.blend ->> 'erased_influencer')::float8, 0) + (g.blend ->> $1)::float8),
+             feed_slot = CASE WHEN g.feed_slot = 'influencer:' || $1 THEN 'influencer:erased_influencer'
+                              ELSE g.feed_slot END,
+             image_id = NULL, cache_key = NULL
+         FROM theirs WHERE g.id = theirs.id
+         RETURNING theirs.cache_key",
+    )
+    .bind(external_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    erased.counts.insert("generations_anonymised", anonymised.len() as u64);
+    erased.cache_keys = anonymised.into_iter().flatten().collect();
+    sqlx::query("DELETE FROM influencers WHERE id = $1")
+        .bind(influencer_id)
+        .execute(&mut *tx)
+        .await?;
+    let removed = serde_json::to_value(&erased.counts).unwrap_or_default();
+    sqlx::query("INSERT INTO erasure_log (subject_kind, subject_hash, removed) VALUES ('influencer', $1, $2)")
+        .bind(subject_hash)
+        .bind(removed)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(erased))
+}
+
+/// How many influencers were ever erased: the catalogue's version, which readers of
+/// influencer data held in memory (models, rankings, cached answers) compare.
+pub async fn influencer_erasures(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM erasure_log WHERE subject_kind = 'influencer'")
+        .fetch_one(pool)
+        .await
+}

@@ -93,7 +93,7 @@ async fn keys_are_stored_only_as_salted_hashes() {
 
 /// Every authenticated route, with the one scope it needs.
 /// (`GET /v1/images/{id}` is public by design: its id is the SHA-256 of the image.)
-const ROUTES: [(&str, &str, Scope); 14] = [
+const ROUTES: [(&str, &str, Scope); 15] = [
     ("POST", "/v1/events", Scope::Ingest),
     ("GET", "/v1/users/u1", Scope::Read),
     ("GET", "/v1/users/u1/recommendations", Scope::Read),
@@ -108,6 +108,7 @@ const ROUTES: [(&str, &str, Scope); 14] = [
     ("GET", "/v1/users/u1/feed", Scope::Read),
     ("POST", "/v1/provenance/verify", Scope::Read),
     ("DELETE", "/v1/users/u1", Scope::Erase),
+    ("DELETE", "/v1/influencers/i1", Scope::Erase),
 ];
 
 #[tokio::test]

@@ -16,10 +16,11 @@ use crate::provenance::verify;
 /// Distinctive, so a search for it cannot hit anything else.
 const SUBJECT: &str = "erasure_subject_q7x";
 
-async fn erase(app: &TestApp, key: &str, user: &str) -> (u16, Value) {
+/// `DELETE path` (a user's or an influencer's) with the given key.
+async fn erase(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
     let response = app
         .client
-        .delete(app.url(&format!("/v1/users/{user}")))
+        .delete(app.url(path))
         .bearer_auth(key)
         .send()
         .await
@@ -117,11 +118,11 @@ async fn an_erased_user_is_found_nowhere_and_their_images_keep_anonymous_provena
         .key_with_scopes(&[Scope::Read, Scope::Ingest, Scope::Generate])
         .await;
     assert_eq!(
-        erase(&app, &reader, SUBJECT).await.0,
+        erase(&app, &reader, &format!("/v1/users/{SUBJECT}")).await.0,
         403,
         "erasure needs the erase scope"
     );
-    let (status, report) = erase(&app, &app.admin_key, SUBJECT).await;
+    let (status, report) = erase(&app, &app.admin_key, &format!("/v1/users/{SUBJECT}")).await;
     assert_eq!(status, 200, "{report}");
     let removed = &report["removed"];
     assert_eq!(removed["events"], 5, "{report}");
@@ -139,7 +140,7 @@ async fn an_erased_user_is_found_nowhere_and_their_images_keep_anonymous_provena
     assert!(removed["vectors"].as_u64() >= Some(1), "{report}");
 
     // Idempotent by answer: nothing is left to find.
-    let (status, again) = erase(&app, &app.admin_key, SUBJECT).await;
+    let (status, again) = erase(&app, &app.admin_key, &format!("/v1/users/{SUBJECT}")).await;
     assert_eq!((status, again["code"].as_str()), (404, Some("unknown_user")), "{again}");
 
     // The image still verifies to its generation, which names no user.
@@ -205,7 +206,10 @@ async fn an_erased_user_is_found_nowhere_and_their_images_keep_anonymous_provena
 async fn events_of_an_erased_user_sent_again_are_refused_and_bring_nobody_back() {
     let app = spawn_app().await;
     assert_eq!(app.post_events(&subject_events()).await.status().as_u16(), 200);
-    assert_eq!(erase(&app, &app.admin_key, SUBJECT).await.0, 200);
+    assert_eq!(
+        erase(&app, &app.admin_key, &format!("/v1/users/{SUBJECT}")).await.0,
+        200
+    );
 
     // A platform's retry of the same batch: the subject's five are refused, bo's are
     // duplicates, nothing is stored for the subject.
@@ -226,7 +230,118 @@ async fn events_of_an_erased_user_sent_again_are_refused_and_bring_nobody_back()
     // With the refusal turned off, re-sent events make a new user (documented).
     let lenient = crate::helpers::spawn_app_with(|s| s.ingest.refuse_erased_user_days = 0.0).await;
     assert_eq!(lenient.post_events(&subject_events()).await.status().as_u16(), 200);
-    assert_eq!(erase(&lenient, &lenient.admin_key, SUBJECT).await.0, 200);
+    assert_eq!(
+        erase(&lenient, &lenient.admin_key, &format!("/v1/users/{SUBJECT}"))
+            .await
+            .0,
+        200
+    );
     let report: Value = lenient.post_events(&subject_events()).await.json().await.expect("json");
     assert_eq!(report["accepted"], 5, "{report}");
+}
+
+#[tokio::test]
+async fn an_erased_influencer_leaves_recommendations_blends_and_feeds_at_once_and_is_found_nowhere() {
+    const GONE: &str = "neon_nova";
+    let app = spawn_app().await;
+    for id in ["noir_nadia", GONE] {
+        add_influencer(&app, id).await;
+    }
+    let t = days_ago(1.0);
+    let events = json!([
+        event("e1", "ana", "noir_nadia", "like", &t),
+        event("e2", "ana", GONE, "share", &t),
+        event("e3", "bo", GONE, "follow", &t),
+        event("e4", "bo", "noir_nadia", "view", &t),
+        event("e5", "cy", GONE, "hide", &t),
+        event("e6", "dee", "noir_nadia", "follow", &t),
+    ]);
+    assert_eq!(app.post_events(&events).await.status().as_u16(), 200);
+    let photo_hashes: Vec<String> = sqlx::query_scalar(
+        "SELECT p.sha256 FROM influencer_photos p JOIN influencers i ON i.id = p.influencer_id WHERE i.external_id = $1",
+    )
+    .bind(GONE)
+    .fetch_all(&app.pool)
+    .await
+    .expect("photo hashes");
+    assert!(!photo_hashes.is_empty());
+    assert_eq!(put_photo(&app, "ana", read(CONTENT)).await.0, 201);
+    let before = until_ready(&app, "ana", Duration::from_secs(60)).await;
+    assert!(before.to_string().contains(GONE), "{before}");
+    let settings = stylecast::config::Settings::load(None).expect("settings");
+    stylecast::interest::embed::rebuild(&app.pool, &settings.embedding.als, |_| {})
+        .await
+        .expect("rebuild");
+    let mix = [
+        ("user", "ana"),
+        ("mix", "noir_nadia=0.5,neon_nova=0.5"),
+        ("size", "256"),
+    ];
+    let image = generate(&app, &mix, read(CONTENT)).await;
+    assert_eq!(image.status().as_u16(), 200);
+    let image = image.bytes().await.expect("image").to_vec();
+    tokio::time::sleep(Duration::from_secs(6)).await; // the recommender's model re-check
+    let (_, recs) = app.get_json("/v1/users/dee/recommendations?k=10").await;
+    assert_eq!(recs["strategy"], "als", "{recs}");
+    assert!(recs.to_string().contains(GONE), "{recs}");
+
+    let path = format!("/v1/influencers/{GONE}");
+    let (status, report) = erase(&app, &app.admin_key, &path).await;
+    assert_eq!(status, 200, "{report}");
+    let removed = &report["removed"];
+    assert_eq!(
+        (removed["events"].as_u64(), removed["follows"].as_u64()),
+        (Some(3), Some(1)),
+        "{report}"
+    );
+    assert_eq!(
+        (removed["hides"].as_u64(), removed["styles"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert!(
+        removed["photos"].as_u64() >= Some(1) && removed["images"].as_u64() >= Some(1),
+        "{report}"
+    );
+    assert!(removed["generations_anonymised"].as_u64() >= Some(2), "{report}");
+    let (status, again) = erase(&app, &app.admin_key, &path).await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (404, Some("unknown_influencer")),
+        "{again}"
+    );
+
+    // Gone from recommendations (the model in memory too) and blends at once.
+    let (_, recs) = app.get_json("/v1/users/dee/recommendations?k=10").await;
+    assert!(!recs.to_string().contains(GONE), "{recs}");
+    let (_, popular) = app.get_json("/v1/users/newcomer/recommendations?k=10").await;
+    assert!(!popular.to_string().contains(GONE), "{popular}");
+    let (_, interests) = app.get_json("/v1/users/ana/interests").await;
+    assert!(!interests.to_string().contains(GONE), "{interests}");
+    // Feeds re-render without them.
+    let after = until_ready(&app, "ana", Duration::from_secs(60)).await;
+    assert!(!after.to_string().contains(GONE), "{after}");
+    // An image made with them still verifies; its blend keeps their share, unnamed.
+    let (status, verdict) = verify(&app, image).await;
+    assert_eq!(status, 200, "{verdict}");
+    let blend = &verdict["generation"]["blend"];
+    assert_eq!(blend["erased_influencer"], 0.5, "{verdict}");
+    assert_eq!(blend["noir_nadia"], 0.5, "{verdict}");
+
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--no-owner", &app.database_url])
+        .output()
+        .expect("run pg_dump");
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("noir_nadia"), "the dump holds data");
+    for secret in std::iter::once(GONE).chain(photo_hashes.iter().map(String::as_str)) {
+        assert!(!dump.contains(secret), "pg_dump still holds {secret}");
+    }
+    for (key, value) in redis_dump(&app).await {
+        assert!(
+            !key.contains(GONE) && !contains(&value, GONE),
+            "Redis {key} holds {GONE}"
+        );
+    }
 }
