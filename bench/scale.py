@@ -112,9 +112,10 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, db):
+    def __init__(self, binary, db, extra_env=None):
         self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": f"{SERVER}/{db}", "STYLECAST__SERVER__PORT": str(self.port),
+        env = {**os.environ, **(extra_env or {}), "DATABASE_URL": f"{SERVER}/{db}",
+               "STYLECAST__SERVER__PORT": str(self.port),
                "STYLECAST__EMBEDDING__REBUILD_INTERVAL_SECS": "0", "STYLECAST__FEED__SERVE_WORKER": "false",
                "STYLECAST__AUTH__RATE_LIMIT_PER_SEC": "0", "STYLECAST_ADMIN_KEY": "scale-bench-admin",
                "RUST_LOG": "warn"}
@@ -124,7 +125,7 @@ class Server:
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
-                if self.get("/readyz")[0] == 200:
+                if self.get("/readyz?capability=recommend")[0] == 200:
                     return
             except OSError:
                 pass

@@ -25,8 +25,12 @@ pub enum AppError {
     PayloadTooLarge { actual: usize, limit: usize },
     #[error("batch holds {count} events; the limit is {limit}")]
     TooManyEvents { count: usize, limit: usize },
-    #[error("unsupported content type {0:?}; send application/json or application/x-ndjson")]
-    UnsupportedMediaType(String),
+    #[error("unsupported content type {content_type:?}; send {expected}")]
+    UnsupportedMediaType {
+        content_type: String,
+        /// What this route takes.
+        expected: &'static str,
+    },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("this key lacks the `{0}` scope")]
@@ -37,6 +41,8 @@ pub enum AppError {
     UnknownPerson { code: &'static str, message: String },
     #[error("no route for this method and path")]
     NoRoute,
+    #[error("this path does not take this method; it takes {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{what} is unavailable; retry later")]
     Unavailable { what: &'static str, retry_after_secs: u64 },
     #[error("{message}")]
@@ -75,12 +81,13 @@ impl AppError {
             Self::BadRequest { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyEvents { .. } => "too_many_events",
-            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::UnknownPerson { code, .. } => code,
             Self::NoRoute => "no_route",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unavailable { .. } => "unavailable",
             Self::Unprocessable { code, .. } => code,
             Self::Media(err) => err.code(),
@@ -91,6 +98,9 @@ impl AppError {
         }
     }
 }
+
+/// What `POST /v1/events` takes.
+pub const EVENT_BATCH_TYPES: &str = "application/json or application/x-ndjson";
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
@@ -134,10 +144,11 @@ impl ResponseError for AppError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } | Self::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::UnknownPerson { .. } | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Media(MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. }) => {
@@ -169,6 +180,9 @@ impl ResponseError for AppError {
             }
             Self::Unauthorized(_) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }
@@ -219,7 +233,10 @@ impl From<StyleError> for AppError {
 impl From<IngestError> for AppError {
     fn from(err: IngestError) -> Self {
         match err {
-            IngestError::UnsupportedMediaType(content_type) => Self::UnsupportedMediaType(content_type),
+            IngestError::UnsupportedMediaType(content_type) => Self::UnsupportedMediaType {
+                content_type,
+                expected: EVENT_BATCH_TYPES,
+            },
             IngestError::Malformed { code, message } => Self::BadRequest { code, message },
             IngestError::TooManyEvents { count, limit } => Self::TooManyEvents { count, limit },
             IngestError::Parser(_) => Self::Internal(err.to_string()),

@@ -87,3 +87,10 @@ pub async fn read_image_upload(
         read_limited(req, payload, limit).await
     }
 }
+
+/// Raw image bytes in a request or response body (typed as a binary string, not an array
+/// of integers).
+#[allow(dead_code)] // documents the wire format only
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImageBytes(Vec<u8>);

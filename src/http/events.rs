@@ -62,11 +62,10 @@ pub async fn post_events(
 ) -> Result<HttpResponse, AppError> {
     principal.require(Scope::Ingest)?;
     let content_type = match req.headers().get(header::CONTENT_TYPE) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| AppError::UnsupportedMediaType("<not ASCII>".into()))?,
-        ),
+        Some(value) => Some(value.to_str().map_err(|_| AppError::UnsupportedMediaType {
+            content_type: "<not ASCII>".into(),
+            expected: crate::error::EVENT_BATCH_TYPES,
+        })?),
         None => None,
     };
     let format = BatchFormat::from_content_type(content_type)?;

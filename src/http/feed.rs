@@ -23,8 +23,8 @@ fn user_ref(path: web::Path<String>) -> Result<UserRef, AppError> {
     security(("api_key" = [])),
     params(("user" = String, Path, description = "The platform's user id (created on first sight).", example = "ana")),
     request_body(description = "JPEG, PNG or WebP, at most 10 MB; stored normalised (orientation applied, longest side ≤ 1024, PNG).", content(
-        (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
-        (Vec<u8> = "application/octet-stream"), (PhotoUpload = "multipart/form-data"),
+        (super::body::ImageBytes = "image/jpeg"), (super::body::ImageBytes = "image/png"), (super::body::ImageBytes = "image/webp"),
+        (super::body::ImageBytes = "application/octet-stream"), (PhotoUpload = "multipart/form-data"),
     )),
     responses(
         (status = 201, description = "Stored; the user's feed is queued for rendering.", body = StoredPhoto),
@@ -132,7 +132,7 @@ pub async fn get_feed(
         example = "9f2c6a1e0b7d4c3a8e5f6b1d2c3a4e5f6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e")),
     responses(
         (status = 200, description = "The image (Cache-Control: immutable; ETag is the id).", content(
-            (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"))),
+            (super::body::ImageBytes = "image/jpeg"), (super::body::ImageBytes = "image/png"), (super::body::ImageBytes = "image/webp"))),
         (status = 304, description = "Not modified (If-None-Match matched)."),
         (status = 400, description = "Not an image id.", body = ErrorBody),
         (status = 404, description = "No such image (deleted with its photo, or by retention).", body = ErrorBody),

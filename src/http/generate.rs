@@ -44,9 +44,9 @@ pub struct GenerateForm {
     responses(
         (status = 200, description = "The generated image.",
             content(
-                (Vec<u8> = "image/png"),
-                (Vec<u8> = "image/jpeg"),
-                (Vec<u8> = "image/webp"),
+                (super::body::ImageBytes = "image/png"),
+                (super::body::ImageBytes = "image/jpeg"),
+                (super::body::ImageBytes = "image/webp"),
             ),
             headers(
                 ("X-Generation-Id" = uuid::Uuid, description = "The `generations` record."),
@@ -55,7 +55,7 @@ pub struct GenerateForm {
                 ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"neon_nova\":0.7,\"ink_iris\":0.3}."),
                 ("X-Blend-Source" = String, description = "influencer, mix, interests or popularity."),
                 ("X-Cache" = String, description = "hit or miss."),
-                ("Server-Timing" = String, description = "Milliseconds per stage inside the service (W3C Server Timing): styles, cache, decode, encoder, queue, model, encode, record, total; a cache hit has no render stages."),
+                ("Server-Timing" = String, description = "Milliseconds per stage inside the service (W3C Server Timing): styles, cache, decode, encoder, tensors, queue, model, encode, record, total; a cache hit has no render stages."),
             )),
         (status = 400, description = "Missing or invalid field, or an image that cannot be decoded.", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),

@@ -106,8 +106,8 @@ pub struct PhotoUpload {
     security(("api_key" = [])),
     params(("influencer" = String, Path, description = "An influencer created with PUT first.", example = "noir_nadia")),
     request_body(description = "JPEG, PNG or WebP, at most 10 MB.", content(
-        (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
-        (Vec<u8> = "application/octet-stream"), (PhotoUpload = "multipart/form-data"),
+        (super::body::ImageBytes = "image/jpeg"), (super::body::ImageBytes = "image/png"), (super::body::ImageBytes = "image/webp"),
+        (super::body::ImageBytes = "application/octet-stream"), (PhotoUpload = "multipart/form-data"),
     )),
     responses(
         (status = 201, description = "The influencer's updated style.", body = StoredStyle),

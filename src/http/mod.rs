@@ -43,44 +43,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::PathConfig::default()
                 .error_handler(|err, _| AppError::bad_request("invalid_path", err.to_string()).into()),
         )
-        .route("/", web::get().to(demo_page::index))
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/v1/events", web::post().to(events::post_events))
-        .route("/v1/users/{user}", web::get().to(people::get_user))
-        .route("/v1/users/{user}", web::delete().to(people::erase_user))
-        .route(
-            "/v1/users/{user}/recommendations",
-            web::get().to(people::get_recommendations),
+        .service(resource("/", "GET").route(web::get().to(demo_page::index)))
+        .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(resource("/v1/events", "POST").route(web::post().to(events::post_events)))
+        .service(
+            resource("/v1/users/{user}", "GET, DELETE")
+                .route(web::get().to(people::get_user))
+                .route(web::delete().to(people::erase_user)),
         )
-        .route("/v1/users/{user}/interests", web::get().to(people::get_interests))
-        .route("/v1/influencers/{influencer}", web::get().to(people::get_influencer))
-        .route(
-            "/v1/influencers/{influencer}",
-            web::delete().to(influencers::erase_influencer),
+        .service(resource("/v1/users/{user}/recommendations", "GET").route(web::get().to(people::get_recommendations)))
+        .service(resource("/v1/users/{user}/interests", "GET").route(web::get().to(people::get_interests)))
+        .service(
+            resource("/v1/influencers/{influencer}", "GET, PUT, DELETE")
+                .route(web::get().to(people::get_influencer))
+                .route(web::put().to(influencers::put_influencer))
+                .route(web::delete().to(influencers::erase_influencer)),
         )
-        .route(
-            "/v1/influencers/{influencer}",
-            web::put().to(influencers::put_influencer),
+        .service(resource("/v1/influencers/{influencer}/photos", "POST").route(web::post().to(influencers::post_photo)))
+        .service(resource("/v1/influencers/{influencer}/style", "GET").route(web::get().to(influencers::get_style)))
+        .service(
+            resource("/v1/users/{user}/photo", "PUT, DELETE")
+                .route(web::put().to(feed::put_photo))
+                .route(web::delete().to(feed::delete_photo)),
         )
-        .route(
-            "/v1/influencers/{influencer}/photos",
-            web::post().to(influencers::post_photo),
+        .service(resource("/v1/users/{user}/feed", "GET").route(web::get().to(feed::get_feed)))
+        // HEAD too: CDNs and link checkers probe public images before fetching them.
+        .service(
+            resource("/v1/images/{id}", "GET, HEAD")
+                .route(web::get().to(feed::get_image))
+                .route(web::head().to(feed::get_image)),
         )
-        .route(
-            "/v1/influencers/{influencer}/style",
-            web::get().to(influencers::get_style),
-        )
-        .route("/v1/users/{user}/photo", web::put().to(feed::put_photo))
-        .route("/v1/users/{user}/photo", web::delete().to(feed::delete_photo))
-        .route("/v1/users/{user}/feed", web::get().to(feed::get_feed))
-        .route("/v1/images/{id}", web::get().to(feed::get_image))
-        .route("/v1/generate", web::post().to(generate::post_generate))
-        .route("/v1/provenance/verify", web::post().to(provenance::post_verify))
+        .service(resource("/v1/generate", "POST").route(web::post().to(generate::post_generate)))
+        .service(resource("/v1/provenance/verify", "POST").route(web::post().to(provenance::post_verify)))
         .route("/docs", web::get().to(docs_redirect))
         // Swagger UI at /docs (assets vendored into the binary); it also serves /openapi.json.
         .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::document()));
+}
+
+/// A path and the methods it serves; any other method answers 405 with `Allow` and a JSON
+/// error body (a path that does not exist stays 404).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, AppError>(AppError::MethodNotAllowed { allow })
+    }))
 }
 
 /// `/docs` → `/docs/` (Swagger UI resolves its assets relative to the trailing slash).
@@ -100,12 +107,14 @@ fn json_error(err: actix_web::error::JsonPayloadError, req: &actix_web::HttpRequ
             actual: limit + 1,
             limit,
         },
-        JsonPayloadError::ContentType => AppError::UnsupportedMediaType(
-            req.headers()
+        JsonPayloadError::ContentType => AppError::UnsupportedMediaType {
+            content_type: req
+                .headers()
                 .get(actix_web::http::header::CONTENT_TYPE)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .unwrap_or_default(),
-        ),
+            expected: "application/json",
+        },
         err => AppError::bad_request("malformed_json", err.to_string()),
     }
 }

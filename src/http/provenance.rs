@@ -23,8 +23,8 @@ use crate::provenance;
 #[utoipa::path(post, path = "/v1/provenance/verify", tag = "provenance",
     security(("api_key" = [])),
     request_body(description = "The image to check: JPEG, PNG or WebP, at most 10 MB (raw, or multipart field `image`).", content(
-        (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/png"), (Vec<u8> = "image/webp"),
-        (Vec<u8> = "application/octet-stream"), (VerifyUpload = "multipart/form-data"),
+        (super::body::ImageBytes = "image/jpeg"), (super::body::ImageBytes = "image/png"), (super::body::ImageBytes = "image/webp"),
+        (super::body::ImageBytes = "application/octet-stream"), (VerifyUpload = "multipart/form-data"),
     )),
     responses(
         (status = 200, description = "The watermark's generation (found), or why none (code no_watermark / unknown_generation).", body = Verdict),

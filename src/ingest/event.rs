@@ -138,9 +138,17 @@ fn check_external_id(field: &'static str, value: &str) -> Result<(), IdError> {
 macro_rules! external_id {
     ($name:ident, $field:literal, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        /// The id quoted, as error messages show it: `user "ana" not found`, never the
+        /// type's name.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
 
         impl $name {
             pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {

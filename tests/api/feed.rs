@@ -152,6 +152,11 @@ async fn a_first_feed_read_is_pending_and_a_worker_process_makes_it_ready() {
             .to_str()
             .is_ok_and(|v| v.contains("immutable")));
         let bytes = response.bytes().await.expect("bytes");
+        // HEAD answers like GET, without the body.
+        let head = app.client.head(app.url(url)).send().await.expect("head");
+        assert_eq!(head.status().as_u16(), 200, "HEAD {url}");
+        assert_eq!(head.headers()["etag"].to_str().ok(), Some(etag.as_str()));
+        assert!(head.bytes().await.expect("head body").is_empty());
         let image = image::load_from_memory(&bytes).expect("feed images decode");
         assert_eq!(image.width().max(image.height()), 256);
         assert_eq!(etag, format!("\"{}\"", item["image_id"].as_str().expect("id")));

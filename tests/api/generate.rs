@@ -423,6 +423,22 @@ async fn a_display_name_postgres_cannot_store_is_refused_with_a_code() {
             "invalid_display_name"
         );
     }
+    // A profile sent as NDJSON: 415 naming what this route takes (JSON only).
+    let response = app
+        .client
+        .put(app.url("/v1/influencers/nova"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/x-ndjson")
+        .body(r#"{"display_name": "Nova", "consent": true}"#)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status().as_u16(), 415);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body["message"], r#"unsupported content type "application/x-ndjson"; send application/json"#,
+        "{body}"
+    );
 }
 
 /// `onnx.generator = "magenta"`: the Magenta pair (NHWC, fixed 256²/384², 100-d codes) serves

@@ -235,3 +235,34 @@ async fn readyz_is_unready_while_generation_is_down_and_answers_per_capability()
         "{body}"
     );
 }
+
+/// The OpenAPI document types image bodies as binary strings (clients generate byte
+/// uploads, not integer arrays) and lists every Server-Timing stage.
+#[tokio::test]
+async fn openapi_types_image_bodies_as_binary_and_lists_every_timing_stage() {
+    let app = spawn_app().await;
+    let (status, doc) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    let generate = &doc["paths"]["/v1/generate"]["post"];
+    let png = &generate["responses"]["200"]["content"]["image/png"]["schema"];
+    let png = match png.get("$ref").and_then(Value::as_str) {
+        Some(reference) => &doc["components"]["schemas"][reference.rsplit('/').next().unwrap_or("")],
+        None => png,
+    };
+    assert_eq!(
+        (png["type"].as_str(), png["format"].as_str()),
+        (Some("string"), Some("binary")),
+        "{png}"
+    );
+    let timing = generate["responses"]["200"]["headers"]["Server-Timing"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    for stage in [
+        "styles", "cache", "decode", "encoder", "tensors", "queue", "model", "encode", "record", "total",
+    ] {
+        assert!(
+            timing.contains(stage),
+            "Server-Timing description lacks {stage}: {timing}"
+        );
+    }
+}

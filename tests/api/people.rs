@@ -38,8 +38,11 @@ async fn unknown_people_and_bad_parameters_get_json_4xx() {
     let app = spawn_app().await;
     let (status, body) = app.get_json("/v1/users/nobody").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    // The message names the id, not the Rust type that holds it.
+    assert_eq!(body["message"], r#"user "nobody" not found"#, "{body}");
     let (status, body) = app.get_json("/v1/influencers/nobody").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(body["message"], r#"influencer "nobody" not found"#, "{body}");
     let (status, body) = app.get_json("/v1/users/ana?top=0").await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
     let (status, body) = app.get_json("/v1/users/ana?top=lots").await;
@@ -49,4 +52,16 @@ async fn unknown_people_and_bad_parameters_get_json_4xx() {
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_id")));
     let (status, body) = app.get_json("/v1/nothing/here").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("no_route")));
+    // A path that exists, with a method it does not take: 405 with Allow, not 404.
+    let response = app
+        .client
+        .patch(app.url("/v1/users/ana"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"].to_str().ok(), Some("GET, DELETE"));
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
 }

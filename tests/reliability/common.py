@@ -333,11 +333,13 @@ class Server:
             self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 90) -> float:
+        # These servers ingest and read, most without generation models: they ask about
+        # what they serve, as an ingest pool behind a load balancer would.
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             check(self.alive(), f"the server exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if request(self.port, "GET", "/readyz", timeout=5).status == 200:
+                if request(self.port, "GET", "/readyz?capability=ingest", timeout=5).status == 200:
                     return time.monotonic() - started
             except TransportError:
                 pass

@@ -105,7 +105,7 @@ def outage_round(pg: PrivatePostgres, server: Server, traffic: Traffic, mode: st
     down_since = time.monotonic()
     check(not pg.accepts_connections(), f"{mode}: Postgres still accepts connections after pg_ctl stop returned")
     time.sleep(outage / 2)
-    ready = common.request(server.port, "GET", "/readyz", timeout=10)
+    ready = common.request(server.port, "GET", "/readyz?capability=ingest", timeout=10)
     check(ready.status == 503 and ready.json()["ready"] is False,
           f"{mode}: /readyz answered {ready.status} while Postgres was down")
     check("retry-after" in ready.headers, f"{mode}: /readyz 503 without Retry-After")
@@ -130,7 +130,7 @@ def outage_round(pg: PrivatePostgres, server: Server, traffic: Traffic, mode: st
     # Recovery without a restart of the service.
     deadline = up_at + acquire_timeout + 15
     while time.monotonic() < deadline:
-        if common.request(server.port, "GET", "/readyz", timeout=10).status == 200:
+        if common.request(server.port, "GET", "/readyz?capability=ingest", timeout=10).status == 200:
             break
         time.sleep(0.1)
     else:
