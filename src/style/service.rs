@@ -61,11 +61,29 @@ pub async fn add_photo(
             model_version: &models.encoder.version,
         },
     )
-    .await?;
-    aggregate(pool, influencer_id, &models.encoder.version).await?;
+    .await
+    .map_err(|e| erased_meanwhile(e, influencer))?;
+    aggregate(pool, influencer_id, &models.encoder.version)
+        .await
+        .map_err(|e| match e {
+            StyleError::Database(db) => erased_meanwhile(db, influencer),
+            other => other,
+        })?;
     styles::style(pool, influencer)
         .await?
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))
+}
+
+/// The influencer may be erased (DELETE /v1/influencers/{id}) while their photo is being
+/// encoded: the insert then breaks the foreign key, and the caller gets the same 404 as if
+/// they had come a moment later.
+fn erased_meanwhile(error: sqlx::Error, influencer: &str) -> StyleError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StyleError::UnknownInfluencer(influencer.to_string())
+        }
+        _ => StyleError::Database(error),
+    }
 }
 
 fn summary_json(grams: &[ndarray::Array2<f32>]) -> serde_json::Value {

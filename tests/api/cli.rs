@@ -181,3 +181,28 @@ fn help_lists_every_command() {
         assert!(help.contains(command), "{command} missing from --help:\n{help}");
     }
 }
+
+/// A training line naming a user or item beyond `--users` / `--items` is an error that
+/// names the line, not an index-out-of-bounds panic.
+#[test]
+fn eval_recs_refuses_ids_outside_the_declared_sizes() {
+    let dir = std::env::temp_dir().join(format!("stylecast-eval-recs-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let train = dir.join("train.tsv");
+    std::fs::write(&train, "0\t1\t1\n5\t0\t1\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_stylecast"))
+        .args(["eval-recs", "--train"])
+        .arg(&train)
+        .args(["--users", "2", "--items", "2", "--out"])
+        .arg(dir.join("recs.tsv"))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run eval-recs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("outside --users"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
