@@ -62,13 +62,10 @@ pub async fn add_photo(
         },
     )
     .await
-    .map_err(|e| erased_meanwhile(e, influencer))?;
+    .map_err(|e| erased_meanwhile(e.into(), influencer))?;
     aggregate(pool, influencer_id, &models.encoder.version)
         .await
-        .map_err(|e| match e {
-            StyleError::Database(db) => erased_meanwhile(db, influencer),
-            other => other,
-        })?;
+        .map_err(|e| erased_meanwhile(e, influencer))?;
     styles::style(pool, influencer)
         .await?
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))
@@ -77,12 +74,12 @@ pub async fn add_photo(
 /// The influencer may be erased (DELETE /v1/influencers/{id}) while their photo is being
 /// encoded: the insert then breaks the foreign key, and the caller gets the same 404 as if
 /// they had come a moment later.
-fn erased_meanwhile(error: sqlx::Error, influencer: &str) -> StyleError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+fn erased_meanwhile(error: StyleError, influencer: &str) -> StyleError {
+    match error {
+        StyleError::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
             StyleError::UnknownInfluencer(influencer.to_string())
         }
-        _ => StyleError::Database(error),
+        other => other,
     }
 }
 

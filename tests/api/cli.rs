@@ -37,9 +37,15 @@ async fn keys_create_prints_a_working_key_once_and_list_hides_it() {
 }
 
 fn stylecast(database_url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_stylecast"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stylecast"));
+    command.env("DATABASE_URL", database_url);
+    run(command, args)
+}
+
+/// (success, stdout, stderr) of the binary, quiet and without Redis.
+fn run(mut command: Command, args: &[&str]) -> (bool, String, String) {
+    let output = command
         .args(args)
-        .env("DATABASE_URL", database_url)
         .env("STYLECAST__LOG__FILTER", "error")
         .env_remove("REDIS_URL")
         .output()
@@ -190,16 +196,24 @@ fn eval_recs_refuses_ids_outside_the_declared_sizes() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let train = dir.join("train.tsv");
     std::fs::write(&train, "0\t1\t1\n5\t0\t1\n").expect("write");
-    let output = Command::new(env!("CARGO_BIN_EXE_stylecast"))
-        .args(["eval-recs", "--train"])
-        .arg(&train)
-        .args(["--users", "2", "--items", "2", "--out"])
-        .arg(dir.join("recs.tsv"))
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run eval-recs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (train, out) = (
+        train.to_string_lossy(),
+        dir.join("recs.tsv").to_string_lossy().into_owned(),
+    );
+    let args = [
+        "eval-recs",
+        "--train",
+        &train,
+        "--users",
+        "2",
+        "--items",
+        "2",
+        "--out",
+        &out,
+    ];
+    let (ok, _, stderr) = run(Command::new(env!("CARGO_BIN_EXE_stylecast")), &args);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!ok);
     assert!(
         stderr.contains("line 2") && stderr.contains("outside --users"),
         "{stderr}"
