@@ -29,6 +29,10 @@ pub enum Command {
     /// run any number, on any machine.
     Worker(WorkerArgs),
     /// Restyle a photo for a user with the same pipeline as POST /v1/generate, without a server.
+    #[command(after_help = "Examples (run by tests/api/docs.rs against the demo data):
+  stylecast generate --photo me.jpg --user ana --out ana.png
+  stylecast generate --photo me.jpg --user ana --influencer noir_nadia --size 512 --out nadia.jpg
+  stylecast generate --photo me.jpg --user ana --mix neon_nova=0.7,ink_iris=0.3 --strength 0.6 --out mix.webp")]
     Generate(GenerateArgs),
     /// Influencer styles.
     Styles {
@@ -36,14 +40,22 @@ pub enum Command {
         command: StylesCommand,
     },
     /// Rebuild every interest vector (ALS over current affinity) and publish a new model version.
+    #[command(after_help = "Example:
+  stylecast embed")]
     Embed,
     /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
     /// bench/eval_recs.py drives it next to popularity and the `implicit` library).
     EvalRecs(EvalRecsArgs),
     /// Synthetic users, influencers and events at a given scale, through the real ingest path.
+    #[command(
+        after_help = "Example (a small plan; the defaults are 10,000 users and 100,000 events):
+  stylecast seed --users 50 --influencers 5 --events 500 --prefix docs --embed"
+    )]
     Seed(SeedArgs),
     /// Load the demo influencers (reference photos from onnx/styles/), demo users with
     /// engagement, and build embeddings, so the demo page at / is alive. Idempotent.
+    #[command(after_help = "Example:
+  stylecast demo")]
     Demo(DemoArgs),
     /// For each influencer with a style: Gram-distance ratio of output vs input on held-out
     /// photos (the model card's metric; below 1 = moved towards the style).
@@ -68,6 +80,8 @@ pub struct WorkerArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key and print it once (only its salted hash is stored).
+    #[command(after_help = "Example (stdout is only the key):
+  KEY=$(stylecast keys create --name feed --scopes ingest,read,generate)")]
     Create {
         #[arg(long)]
         name: String,
@@ -183,14 +197,16 @@ pub struct SeedArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// The demo styles directory: influencers.json and the photos it lists.
-    #[arg(long, default_value = "onnx/styles")]
-    pub styles: PathBuf,
+    /// The demo styles directory: influencers.json and the photos it lists
+    /// [default: styles/ in the model directory, onnx/styles in a checkout].
+    #[arg(long)]
+    pub styles: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct EvalStylesArgs {
-    /// Held-out photos (never used as style references).
-    #[arg(long, default_value = "onnx/styles/content_heldout")]
-    pub photos: PathBuf,
+    /// Held-out photos (never used as style references)
+    /// [default: styles/content_heldout in the model directory].
+    #[arg(long)]
+    pub photos: Option<PathBuf>,
 }

@@ -2,7 +2,8 @@
 //!
 //! Environment variables use the `STYLECAST__SECTION__FIELD` form (for example
 //! `STYLECAST__SERVER__PORT=8080`). The conventional names `DATABASE_URL`, `REDIS_URL`,
-//! `STYLECAST_ADMIN_KEY` and `ORT_DYLIB_PATH` override their fields directly.
+//! `STYLECAST_ADMIN_KEY` and `ORT_DYLIB_PATH` override their fields directly. Relative model
+//! paths are anchored as `home_candidates` says.
 
 //!
 //! Each module owns its settings type (`store::DatabaseSettings`, `feed::FeedSettings`, …);
@@ -52,6 +53,21 @@ pub enum SettingsError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// Where relative model paths (`onnx.model_dir`, `onnx.library_path`) are looked up, in order:
+/// `STYLECAST_HOME` alone when set; otherwise the working directory, then the folder of the
+/// binary and each folder above it (an installed `/app/stylecast` beside `/app/onnx`, or
+/// `target/release/stylecast` inside a checkout), so the CLI works from any folder.
+fn home_candidates() -> Vec<PathBuf> {
+    if let Some(home) = std::env::var_os("STYLECAST_HOME") {
+        return vec![PathBuf::from(home)];
+    }
+    let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots
+}
+
 impl Settings {
     /// Defaults, then `file` when given (or `STYLECAST_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
@@ -76,7 +92,8 @@ impl Settings {
                 builder = builder.set_override(key, value)?;
             }
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.onnx.anchor(&home_candidates());
         settings.validate()?;
         Ok(settings)
     }

@@ -102,6 +102,11 @@ async fn manage_keys(settings: &Settings, command: KeysCommand) -> anyhow::Resul
     store::migrate(&pool).await?;
     match command {
         KeysCommand::Create { name, scopes } => {
+            let name = name.trim().to_string();
+            anyhow::ensure!(
+                !name.is_empty(),
+                "--name must not be empty: it is how `keys list` shows the key"
+            );
             let scopes = keys::parse_scopes(&scopes)?;
             anyhow::ensure!(!scopes.is_empty(), "give at least one scope");
             let key = keys::generate();
@@ -228,6 +233,22 @@ async fn build_embeddings(
     Ok((report, params.factors))
 }
 
+/// The format `--out`'s extension names (.png, .jpg/.jpeg, .webp), in a folder that exists.
+fn output_format(out: &std::path::Path) -> anyhow::Result<stylecast::media::OutputFormat> {
+    let extension = out.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let format = stylecast::media::OutputFormat::parse(extension).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--out {}: the extension picks the format; use .png, .jpg, .jpeg or .webp",
+            out.display()
+        )
+    })?;
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|folder| !folder.is_dir()) {
+        anyhow::bail!("--out {}: folder {} does not exist", out.display(), folder.display());
+    }
+    Ok(format)
+}
+
 /// The process-wide models (`load_models` keeps its own handle on them, so they stay shared).
 async fn models_or_explain(settings: &Settings) -> anyhow::Result<std::sync::Arc<stylecast::generate::models::Models>> {
     let (models, status) = stylecast::startup::load_models(settings);
@@ -236,8 +257,9 @@ async fn models_or_explain(settings: &Settings) -> anyhow::Result<std::sync::Arc
 
 async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()> {
     use stylecast::generate::pipeline::{GenerateRequest, Pipeline, StyleChoice};
-    use stylecast::media::OutputFormat;
 
+    // Checked before any rendering, so a wrong --out costs nothing.
+    let format = output_format(&args.out)?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
     let models = models_or_explain(settings).await?;
@@ -262,12 +284,6 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
         (None, Some(mix)) => StyleChoice::parse_mix(mix).map_err(|e| anyhow::anyhow!("{e}"))?,
         (None, None) => StyleChoice::Interests,
     };
-    let format = args
-        .out
-        .extension()
-        .and_then(|e| e.to_str())
-        .and_then(OutputFormat::parse)
-        .unwrap_or(OutputFormat::Png);
     let photo = std::fs::read(&args.photo).with_context(|| format!("reading {}", args.photo.display()))?;
     let started = std::time::Instant::now();
     let generated = pipeline
@@ -282,7 +298,7 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(&args.out, &generated.image)?;
+    std::fs::write(&args.out, &generated.image).with_context(|| format!("writing {}", args.out.display()))?;
     let blend: Vec<String> = generated
         .blend
         .weights
@@ -379,13 +395,17 @@ async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
 async fn demo(settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
     use stylecast::tools::demo::{self, Listing};
 
-    let listing = Listing::load(&args.styles)?;
+    let styles = args
+        .styles
+        .clone()
+        .unwrap_or_else(|| settings.onnx.model_dir.join("styles"));
+    let listing = Listing::load(&styles)?;
     let (pool, ingestor) = stylecast::tools::open_ingest(settings).await?;
     let models = models_or_explain(settings).await?;
     let started = std::time::Instant::now();
     let bar = progress_bar(listing.photo_count() as u64, "photos");
     bar.set_message("styles");
-    let photos = demo::load_influencers(&pool, &models, settings.media, &args.styles, &listing, |done| {
+    let photos = demo::load_influencers(&pool, &models, settings.media, &styles, &listing, |done| {
         bar.set_position(done as u64)
     })
     .await?;
@@ -413,7 +433,11 @@ async fn eval_styles(settings: &Settings, args: &EvalStylesArgs) -> anyhow::Resu
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
     let models = models_or_explain(settings).await?;
-    let photos = eval_styles::heldout_photos(&args.photos, settings.media).await?;
+    let photos_dir = args
+        .photos
+        .clone()
+        .unwrap_or_else(|| settings.onnx.model_dir.join("styles/content_heldout"));
+    let photos = eval_styles::heldout_photos(&photos_dir, settings.media).await?;
     let bar = progress_bar(0, "generations");
     bar.set_message("evaluating");
     let started = std::time::Instant::now();

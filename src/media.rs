@@ -563,6 +563,16 @@ mod tests {
     }
 
     #[test]
+    fn with_a_stride_of_one_the_longest_side_is_exactly_the_size_and_photos_are_never_scaled_up() {
+        // The cases of issue 24 item 8 (they were 96x64, 32x16 and 8x8 under a stride of 8).
+        let photo = RgbImage::new(600, 400);
+        assert_eq!(fit(&photo, 100, 1).dimensions(), (100, 67));
+        assert_eq!(fit(&photo, 33, 1).dimensions(), (33, 22));
+        assert_eq!(fit(&RgbImage::new(1, 1), 256, 1).dimensions(), (1, 1));
+        assert_eq!(fit(&RgbImage::new(400, 600), 2048, 1).dimensions(), (400, 600));
+    }
+
+    #[test]
     fn encoding_is_deterministic() {
         let image = decode(&png(32, 32), &MediaLimits::default()).expect("decodes");
         for format in [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp] {

@@ -80,6 +80,9 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         .await
         .map_err(store::StoreError::from)?;
     let (models, model_status) = load_models(settings);
+    if let Some(error) = &model_status.error {
+        tracing::warn!(%error, "generation models unavailable; generation answers 503");
+    }
     telemetry::prometheus();
 
     let deployment = store::deployment_id(&pool).await?;
@@ -346,7 +349,8 @@ async fn maintain(pool: PgPool, feeds: Arc<Feeds>, partitions: Arc<Partitions>, 
     }
 }
 
-/// The generation models; their absence disables generation, never the service.
+/// The generation models; their absence disables generation, never the service (each
+/// caller says what it means: 503s for a server, an error for a CLI command).
 pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
     let config = settings.generate.engine_config();
     match shared_models(settings, &config) {
@@ -354,10 +358,7 @@ pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
             let status = models.status();
             (Some(models), status)
         }
-        Err(error) => {
-            tracing::warn!(%error, "generation models unavailable; generation answers 503");
-            (None, missing(error))
-        }
+        Err(error) => (None, missing(error)),
     }
 }
 

@@ -28,7 +28,12 @@ pub fn init_tracing(settings: &LogSettings) {
             .with_current_span(false)
             .try_init()
     } else {
-        fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init()
+        // Colour only on a terminal: redirected to a file, logs carry no ANSI codes.
+        fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter)
+            .try_init()
     };
     // Err means a subscriber is already installed (several apps in one test process).
     drop(result);

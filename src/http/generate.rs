@@ -24,6 +24,7 @@ pub struct GenerateForm {
     #[schema(example = "noir_nadia")]
     influencer: Option<String>,
     /// Explicit weights instead of the user's interests, e.g. `neon_nova=0.7,ink_iris=0.3`.
+    #[schema(example = "neon_nova=0.7,ink_iris=0.3")]
     mix: Option<String>,
     /// 0 returns the photo, 1 the full style (default 1).
     #[schema(minimum = 0.0, maximum = 1.0)]

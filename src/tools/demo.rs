@@ -41,7 +41,7 @@ pub struct DemoFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("reading {path}: {source} (the demo photos are made at set-up: bash onnx/check.sh)")]
+    #[error("reading {path}: {source} (the demo photos are made at set-up by bash onnx/check.sh in a checkout; elsewhere set STYLECAST_HOME to the folder holding onnx/, or onnx.model_dir)")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid listing: {source}")]
     Listing { path: PathBuf, source: serde_json::Error },

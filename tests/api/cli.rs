@@ -220,3 +220,36 @@ fn eval_recs_refuses_ids_outside_the_declared_sizes() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn generate_refuses_an_out_it_cannot_write_before_rendering_and_keys_need_a_name() {
+    let app = spawn_app().await;
+    let photo = "onnx/styles/content_heldout/coffee.png";
+    let base = ["generate", "--photo", photo, "--user", "ana", "--out"];
+    let gif = [&base[..], &["x.gif"]].concat();
+    let (ok, _, stderr) = stylecast(&app.database_url, &gif);
+    assert!(
+        !ok && stderr.contains("--out x.gif") && stderr.contains(".webp"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new("x.gif").exists());
+
+    let missing = format!("/nonexistent-{}/out.png", uuid::Uuid::new_v4().simple());
+    let into_missing = [&base[..], &[missing.as_str()]].concat();
+    let (ok, _, stderr) = stylecast(&app.database_url, &into_missing);
+    assert!(
+        !ok && stderr.contains("does not exist") && stderr.contains(&missing),
+        "{stderr}"
+    );
+    // Refused before anything ran: no generation was recorded.
+    assert_eq!(app.count("SELECT count(*) FROM generations").await, 0);
+
+    for name in ["", "   "] {
+        let (ok, stdout, stderr) = stylecast(&app.database_url, &["keys", "create", "--name", name]);
+        assert!(
+            !ok && stdout.is_empty() && stderr.contains("--name must not be empty"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM api_keys").await, 0);
+}

@@ -100,7 +100,8 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+/// The URL of a fresh, migrated database of this test's own (a clone of the template).
+pub async fn fresh_database() -> String {
     let template = template().await;
     let database = format!("stylecast_test_{}", Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
@@ -110,7 +111,11 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         .execute(format!(r#"CREATE DATABASE "{database}" TEMPLATE "{template}""#).as_str())
         .await
         .expect("clone template");
-    let database_url = format!("{}/{database}", server_url());
+    format!("{}/{database}", server_url())
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = fresh_database().await;
     let admin_key = format!("test-admin-{}", Uuid::new_v4());
 
     let mut settings = Settings::load(None).expect("settings");

@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod cli;
 mod consent;
+mod docs;
 mod erasure;
 mod events;
 mod extreme_refs;

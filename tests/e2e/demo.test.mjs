@@ -84,5 +84,21 @@ test("the demo page restyles an uploaded photo for a demo user", { timeout: 120_
     assert.equal(single.length, 1);
     assert.ok(single[0].startsWith(`${chosen} 100.0%`), single[0]);
     await page.screenshot({ path: join(artifacts, "demo-influencer.png"), fullPage: true });
+
+    // Switching user clears the previous user's result before the new one loads.
+    await page.fill("#user", "ben");
+    await page.dispatchEvent("#user", "change");
+    await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("ben:"));
+    assert.equal(await page.getAttribute("#result", "src"), null, "ana's image still shown for ben");
+    assert.equal(await page.locator("#blend li").count(), 0, "ana's blend still shown for ben");
+    assert.equal(await page.evaluate(() => document.body.dataset.generated), undefined);
+
+    // A wrong key is saved, but the page says the service refused it.
+    await page.fill("#key", "sck_not-a-key");
+    await page.click("#save-key");
+    await page.waitForSelector("#status.error");
+    assert.match(await page.textContent("#status"), /^401 /);
+    assert.match(await page.textContent("#key-state"), /rejected it \(401\)/);
+    assert.equal(await page.locator("#interests li").count(), 0, "the previous user's interests stayed");
   });
 });
