@@ -16,6 +16,8 @@ source scripts/services.sh
 prepare
 
 bash onnx/check.sh
+# PySpark for tests/api/spark.rs (the Spark ALS job in local mode; Java 17 is on the machine).
+bash spark/setup.sh > /dev/null
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets

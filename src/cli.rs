@@ -39,10 +39,14 @@ pub enum Command {
         #[command(subcommand)]
         command: StylesCommand,
     },
-    /// Rebuild every interest vector (ALS over current affinity) and publish a new model version.
-    #[command(after_help = "Example:
-  stylecast embed")]
-    Embed,
+    /// Rebuild every interest vector (ALS over current affinity) and publish a new model version;
+    /// or hand the matrix to Spark and publish what it trained (--export, then --import).
+    #[command(
+        after_help = "Examples (spark/als.py trains between --export and --import; see spark/README.md):
+  stylecast embed
+  stylecast embed --export matrix"
+    )]
+    Embed(EmbedArgs),
     /// Train ALS on an interaction file and write top-k recommendations (offline evaluation;
     /// bench/eval_recs.py drives it next to popularity and the `implicit` library).
     EvalRecs(EvalRecsArgs),
@@ -65,6 +69,18 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmbedArgs {
+    /// Write the interaction matrix, id maps and ALS settings as Parquet into DIR for
+    /// spark/als.py, instead of training here.
+    #[arg(long, value_name = "DIR", conflicts_with = "import")]
+    pub export: Option<PathBuf>,
+    /// Publish the factors spark/als.py wrote into DIR (after --export DIR) as a new model
+    /// version, checked against the export.
+    #[arg(long, value_name = "DIR")]
+    pub import: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,8 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use stylecast::cli::{
-    Cli, Command, DemoArgs, EvalRecsArgs, EvalStylesArgs, GenerateArgs, KeysCommand, SeedArgs, StylesCommand,
-    WorkerArgs,
+    Cli, Command, DemoArgs, EmbedArgs, EvalRecsArgs, EvalStylesArgs, GenerateArgs, KeysCommand, SeedArgs,
+    StylesCommand, WorkerArgs,
 };
 use stylecast::config::Settings;
 use stylecast::interest::als;
@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker(args) => worker(settings, args).await,
         Command::Keys { command } => manage_keys(&settings, command).await,
         Command::EvalRecs(args) => eval_recs(&args),
-        Command::Embed => embed(&settings).await,
+        Command::Embed(args) => embed(&settings, &args).await,
         Command::Generate(args) => generate(&settings, &args).await,
         Command::Styles {
             command: StylesCommand::Rebuild,
@@ -188,10 +188,33 @@ fn eval_recs(args: &EvalRecsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn embed(settings: &Settings) -> anyhow::Result<()> {
+async fn embed(settings: &Settings, args: &EmbedArgs) -> anyhow::Result<()> {
+    use stylecast::interest::exchange;
+
     store::create_database_if_missing(&settings.database).await?;
     let pool = store::pool(&settings.database)?;
     store::migrate(&pool).await?;
+    if let Some(dir) = &args.export {
+        let report = exchange::export(&pool, dir, &settings.embedding.als).await?;
+        println!(
+            "exported {} users x {} influencers, {} interactions to {} in {:.2}s; train with: python spark/als.py {}",
+            report.users,
+            report.influencers,
+            report.interactions,
+            dir.display(),
+            report.seconds,
+            dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(dir) = &args.import {
+        let report = exchange::import(&pool, dir).await?;
+        println!(
+            "embedding model v{} from spark: {} users x {} influencers ({} erased since the export left out); trained in {:.2}s",
+            report.version, report.users, report.influencers, report.dropped, report.train_seconds
+        );
+        return Ok(());
+    }
     let (report, factors) = build_embeddings(settings, &pool).await?;
     println!(
         "embedding model v{}: {} users x {} influencers, {} interactions, {factors} factors; trained in {:.2}s, {:.2}s in all",

@@ -63,15 +63,24 @@ pub async fn rebuild(
     progress: impl Fn(Stage) + Send + Sync + 'static,
 ) -> Result<EmbedReport, EmbedError> {
     let started = Instant::now();
+    with_build_lock(pool, build(pool, params, progress, started)).await
+}
+
+/// Runs `work` holding the build lock (one build or import at a time across every process),
+/// or answers `Busy` at once.
+pub(super) async fn with_build_lock<T, E: From<EmbedError> + From<sqlx::Error>>(
+    pool: &PgPool,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let mut lock = pool.acquire().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(BUILD_LOCK)
         .fetch_one(&mut *lock)
         .await?;
     if !locked {
-        return Err(EmbedError::Busy);
+        return Err(EmbedError::Busy.into());
     }
-    let outcome = build(pool, params, progress, started).await;
+    let outcome = work.await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(BUILD_LOCK)
         .execute(&mut *lock)
@@ -114,7 +123,7 @@ async fn build(
     let train_seconds = train_started.elapsed().as_secs_f64();
 
     progress(Stage::Writing);
-    let version = vectors::begin_build(pool, params).await?;
+    let version = vectors::begin_build(pool, params, vectors::Trainer::Native).await?;
     vectors::copy_vectors(
         pool,
         VectorTable::Influencers,
@@ -144,15 +153,15 @@ async fn build(
 /// The interaction matrix with dense indices: `cells` index `user_ids` and `influencer_ids`,
 /// both sorted, so the same data gives the same matrix (and, seeded, the same model)
 /// whatever order Postgres streamed it in.
-struct LoadedMatrix {
-    user_ids: Vec<i64>,
-    influencer_ids: Vec<i64>,
-    cells: Vec<(u32, u32, f32)>,
+pub(super) struct LoadedMatrix {
+    pub user_ids: Vec<i64>,
+    pub influencer_ids: Vec<i64>,
+    pub cells: Vec<(u32, u32, f32)>,
 }
 
 /// Streams affinity into 12-byte cells, numbering ids as they first appear, then renumbers
 /// both sides in id order. A million users × 10M cells holds about 120 MB of cells here.
-async fn load_matrix(pool: &PgPool) -> Result<LoadedMatrix, sqlx::Error> {
+pub(super) async fn load_matrix(pool: &PgPool) -> Result<LoadedMatrix, sqlx::Error> {
     let mut users = DenseIds::default();
     let mut influencers = DenseIds::default();
     let mut cells = Vec::new();

@@ -4,6 +4,7 @@ pub mod affinity;
 pub mod als;
 pub mod blend;
 pub mod embed;
+pub mod exchange;
 
 pub use affinity::{AffinityModel, AffinitySettings};
 pub use embed::EmbeddingSettings;

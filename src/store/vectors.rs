@@ -64,12 +64,33 @@ pub async fn user_affinity(pool: &PgPool, user_id: i64) -> Result<Vec<(i64, f64)
         .await
 }
 
-pub async fn begin_build(pool: &PgPool, params: &AlsParams) -> Result<i64, sqlx::Error> {
+/// Which trainer made a model version's vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trainer {
+    /// `stylecast embed`: the ALS in this binary.
+    Native,
+    /// `stylecast embed --import`: factors trained elsewhere (spark/als.py).
+    Spark,
+}
+
+impl Trainer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Spark => "spark",
+        }
+    }
+}
+
+pub async fn begin_build(pool: &PgPool, params: &AlsParams, trainer: Trainer) -> Result<i64, sqlx::Error> {
     let params = serde_json::to_value(params).unwrap_or(Value::Null);
-    sqlx::query_scalar("INSERT INTO embedding_models (params, status) VALUES ($1, 'building') RETURNING version")
-        .bind(params)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(
+        "INSERT INTO embedding_models (params, status, trainer) VALUES ($1, 'building', $2) RETURNING version",
+    )
+    .bind(params)
+    .bind(trainer.as_str())
+    .fetch_one(pool)
+    .await
 }
 
 /// Writes vectors of one side with COPY (fast for millions of floats), a megabyte at a

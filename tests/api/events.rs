@@ -198,9 +198,9 @@ async fn affinity_decays_by_half_every_half_life() {
             )
         })
         .collect();
-    // follow 5 × ½ (one half-life); share 3 × weight 2 × ¼ (two half-lives); view 0.1 now.
+    // follow 5 × ½ (one half-life); share 3 × weight 2 × ¼ (two half-lives); view 0.3 now.
     assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["i1", "i2", "i3"]);
-    for ((_, got), want) in top.iter().zip([2.5, 1.5, 0.1]) {
+    for ((_, got), want) in top.iter().zip([2.5, 1.5, 0.3]) {
         assert!((got - want).abs() < 1e-4, "got {got}, want {want}");
     }
 }

@@ -18,3 +18,4 @@ mod ops;
 mod people;
 mod provenance;
 mod recommend;
+mod spark;
