@@ -23,6 +23,7 @@ use crate::http::ServerSettings;
 use crate::ingest::IngestSettings;
 use crate::interest::{AffinitySettings, EmbeddingSettings};
 use crate::media::MediaLimits;
+use crate::served::ServedSettings;
 use crate::store::{AnalystSettings, DatabaseSettings};
 use crate::telemetry::LogSettings;
 
@@ -41,6 +42,7 @@ pub struct Settings {
     pub media: MediaLimits,
     pub analyst: AnalystSettings,
     pub feed: FeedSettings,
+    pub served: ServedSettings,
 }
 
 const DEFAULTS: &str = include_str!("../config/default.toml");

@@ -9,6 +9,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::experiment::ExperimentError;
 use crate::feed::FeedError;
 use crate::generate::engine::EngineError;
 use crate::generate::GenerateError;
@@ -47,6 +48,8 @@ pub enum AppError {
     Unavailable { what: &'static str, retry_after_secs: u64 },
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("the generator is at capacity; retry after {retry_after_secs}s")]
@@ -90,6 +93,7 @@ impl AppError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unavailable { .. } => "unavailable",
             Self::Unprocessable { code, .. } => code,
+            Self::Conflict { code, .. } => code,
             Self::Media(err) => err.code(),
             Self::Overloaded { .. } => "overloaded",
             Self::ModelsUnavailable(_) => "models_unavailable",
@@ -151,6 +155,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } | Self::ModelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Media(MediaError::TooLarge { .. } | MediaError::TooManyPixels { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -301,6 +306,20 @@ impl From<FeedError> for AppError {
             FeedError::Database(err) => err.into(),
             // Image store failures, database ones included, stay an opaque 500.
             FeedError::EncodePhoto(_) | FeedError::Images(_) | FeedError::Task(_) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<ExperimentError> for AppError {
+    fn from(err: ExperimentError) -> Self {
+        match err {
+            ExperimentError::Invalid(_) => Self::bad_request("invalid_experiment", err.to_string()),
+            ExperimentError::UnknownModelVersion(_) => Self::bad_request("unknown_model_version", err.to_string()),
+            ExperimentError::AnotherRunning { .. } => Self::Conflict {
+                code: "experiment_running",
+                message: err.to_string(),
+            },
+            ExperimentError::Database(err) => err.into(),
         }
     }
 }

@@ -293,6 +293,9 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
         cache.clone(),
         std::time::Duration::from_secs(settings.embedding.recommendation_ttl_secs),
         std::time::Duration::from_secs(settings.embedding.popularity_max_age_secs),
+        std::sync::Arc::new(stylecast::experiment::Experiments::new(pool.clone())),
+        // A one-shot generation is served to nobody: nothing to attribute.
+        stylecast::served::Impressions::disabled(),
     );
     let pipeline = Pipeline {
         pool: &pool,

@@ -14,6 +14,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::cache::Cache;
 use crate::config::Settings;
+use crate::experiment::Experiments;
 use crate::feed::queue::{Job, JobQueue};
 use crate::feed::{FeedSettings, Feeds};
 use crate::generate::engine::EngineConfig;
@@ -25,6 +26,7 @@ use crate::ingest::Ingestor;
 use crate::interest::{embed, AffinityModel};
 use crate::keys::BootstrapKey;
 use crate::recommend::Recommender;
+use crate::served::Impressions;
 use crate::store::images::{FileBlobs, ImageStore, PostgresBlobs};
 use crate::store::partitions::Partitions;
 use crate::{http, store, telemetry};
@@ -49,6 +51,25 @@ pub struct Application {
     maintenance: Vec<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    served: ServedWriter,
+}
+
+/// The task that writes served lists, and the switch that makes it drain and stop.
+pub struct ServedWriter {
+    task: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl ServedWriter {
+    /// Writes what is queued, then returns (bounded, so shutdown cannot hang on Postgres).
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task {
+            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                tracing::warn!("served lists still queued after 10 s at shutdown were dropped");
+            }
+        }
+    }
 }
 
 /// What a server and a worker process both run on: the migrated pool, the cache, the models
@@ -62,6 +83,8 @@ pub struct Services {
     pub recommender: Arc<Recommender>,
     pub generation: Arc<Generation>,
     pub feeds: Arc<Feeds>,
+    pub experiments: Arc<Experiments>,
+    pub served: ServedWriter,
 }
 
 /// Settings → migrated database → models, cache, queue.
@@ -91,11 +114,16 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     if matches!(*feed_queue, JobQueue::Memory(_)) {
         requeue_pending(&pool, &feed_queue).await;
     }
+    let experiments = Arc::new(Experiments::new(pool.clone()));
+    let (served_stop, served_stopped) = watch::channel(false);
+    let (impressions, served_task) = Impressions::start(pool.clone(), &settings.served, served_stopped);
     let recommender = Arc::new(Recommender::new(
         pool.clone(),
         cache.clone(),
         Duration::from_secs(settings.embedding.recommendation_ttl_secs),
         Duration::from_secs(settings.embedding.popularity_max_age_secs),
+        experiments.clone(),
+        impressions,
     ));
     let generation = Arc::new(Generation {
         pool: pool.clone(),
@@ -126,6 +154,11 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         recommender,
         generation,
         feeds,
+        experiments,
+        served: ServedWriter {
+            task: served_task,
+            stop: served_stop,
+        },
     })
 }
 
@@ -164,6 +197,7 @@ fn app_state(settings: &Settings, services: &Services) -> web::Data<AppState> {
         generation: services.generation.clone(),
         feeds: services.feeds.clone(),
         erasure,
+        experiments: services.experiments.clone(),
     })
 }
 
@@ -244,6 +278,7 @@ impl Application {
             maintenance,
             worker,
             stop,
+            served: services.served,
         })
     }
 
@@ -268,6 +303,7 @@ impl Application {
         for task in &self.maintenance {
             task.abort();
         }
+        self.served.finish().await;
         self.pool.close().await;
         result
     }

@@ -25,6 +25,7 @@ use crate::ingest::event::UserRef;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
 use crate::media::MediaLimits;
 use crate::recommend::{Exclude, RecommendationRequest, MAX_K};
+use crate::served::{ServedList, ServedTag, Surface};
 use crate::store::feeds::{self as store_feeds, DesiredItem, FeedItemRow};
 use crate::store::images::ImageStore;
 use crate::store::styles;
@@ -93,6 +94,9 @@ pub struct FeedPage {
     pub strategy: crate::recommend::Strategy,
     /// Render jobs this call queued.
     pub queued: usize,
+    /// Echo `served_id` on events about this page's images (`image_like`, `image_view`).
+    #[serde(flatten)]
+    pub served: ServedTag,
 }
 
 /// Offsets into the ranked influencers, kept opaque to callers.
@@ -108,13 +112,12 @@ fn parse_cursor(cursor: Option<&str>) -> Result<usize, FeedError> {
 /// One page of the feed; never waits for a render.
 pub async fn page(feeds: &Feeds, user: &UserRef, k: usize, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
     let offset = parse_cursor(cursor)?;
-    let plan = plan(feeds, user, offset, k).await?;
-    Ok(plan)
+    plan(feeds, user, offset, k, Serving::Served).await
 }
 
 /// Re-plans the first page after something the feed depends on changed.
 pub async fn refresh(feeds: &Feeds, user: &UserRef) -> Result<usize, FeedError> {
-    match plan(feeds, user, 0, feeds.settings.prefetch_k).await {
+    match plan(feeds, user, 0, feeds.settings.prefetch_k, Serving::Planned).await {
         Ok(page) => Ok(page.queued),
         // A user without a photo (deleted since) has nothing to render.
         Err(FeedError::NotFound(_)) => Ok(0),
@@ -133,8 +136,16 @@ pub async fn refresh_all(feeds: &Feeds) {
     }
 }
 
-async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<FeedPage, FeedError> {
+/// Whether a plan is shown to the user (and so recorded as served) or only prepares renders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    Served,
+    Planned,
+}
+
+async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize, serving: Serving) -> Result<FeedPage, FeedError> {
     let generation = &feeds.generation;
+    let assignment = generation.recommender.experiments().assign(user.as_str()).await;
     let models = generation.models()?;
     let photo = store_feeds::photo_meta(&feeds.pool, user.as_str())
         .await?
@@ -149,6 +160,7 @@ async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<
         k: MAX_K,
         exclude: Exclude::Followed,
         exclude_influencers: Vec::new(),
+        model_version: assignment.as_ref().and_then(|a| a.treatment.model_version),
     };
     let recs = generation.recommender.recommend(user, &request).await?;
     let ranked: Vec<(usize, String, f64)> = recs
@@ -197,7 +209,7 @@ async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<
         .collect();
     let queued = jobs.len();
     feeds.queue.push(jobs).await;
-    let items = slots
+    let items: Vec<FeedItem> = slots
         .into_iter()
         .zip(desired)
         .map(|(slot, d)| {
@@ -208,12 +220,25 @@ async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize) -> Result<
             )
         })
         .collect();
+    let served = ServedTag::new(assignment.as_ref());
+    if serving == Serving::Served {
+        generation.recommender.impressions().record(ServedList {
+            tag: served.clone(),
+            surface: Surface::Feed,
+            user: user.to_string(),
+            influencers: items.iter().map(|i| i.influencer.clone()).collect(),
+            image_ids: items.iter().map(|i| i.image_id.clone()).collect(),
+            model_version: recs.model_version,
+            served_at: chrono::Utc::now(),
+        });
+    }
     Ok(FeedPage {
         user: user.to_string(),
         items,
         next_cursor: (end < ranked.len()).then(|| format!("o{end}")),
         strategy: recs.strategy,
         queued,
+        served,
     })
 }
 

@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::served::{ServedList, ServedTag, Surface};
+
 use super::error::GenerateError;
 use super::models::{photo_code, Models};
 use super::timing::{Stage, StageTimes};
@@ -118,6 +120,8 @@ pub struct Generated {
     pub cache_hit: bool,
     /// Where the request's time went (`Server-Timing`).
     pub times: StageTimes,
+    /// The experiment variant a direct generation was served under (its served id is `id`).
+    pub served: Option<ServedTag>,
 }
 
 pub struct Pipeline<'a> {
@@ -174,6 +178,12 @@ impl Pipeline<'_> {
     ) -> Result<Generated, GenerateError> {
         let Timer { started, mut times } = timer;
         let model_version = self.models.version();
+        // A direct generation is a served list of one image (its id the generation's); a
+        // feed's images are served with their page.
+        let assignment = match origin {
+            None => self.recommender.experiments().assign(&request.user).await,
+            Some(_) => None,
+        };
         let looked_up = Instant::now();
         let input_sha256 = input_sha256(&request);
         let key = cache_key(&blend, &request, &model_version);
@@ -237,10 +247,23 @@ impl Pipeline<'_> {
                 origin: origin.as_ref(),
             };
             styles::record_generation(self.pool, &generation).await?;
-            Ok::<(), GenerateError>(())
+            Ok::<String, GenerateError>(output_sha256)
         };
         let ((), recorded) = tokio::join!(cache_write, record);
-        recorded?;
+        let output_sha256 = recorded?;
+        let served = origin.is_none().then(|| {
+            let tag = ServedTag::with_id(id, assignment.as_ref());
+            self.recommender.impressions().record(ServedList {
+                tag: tag.clone(),
+                surface: Surface::Generation,
+                user: request.user.clone(),
+                influencers: blend.weights.iter().map(|w| Some(w.influencer.clone())).collect(),
+                image_ids: vec![Some(output_sha256)],
+                model_version: blend.model_version,
+                served_at: chrono::Utc::now(),
+            });
+            tag
+        });
         times.add(Stage::Record, recording.elapsed());
         times.add(Stage::Total, started.elapsed());
         times.record_metrics();
@@ -254,6 +277,7 @@ impl Pipeline<'_> {
             provider: self.models.generator.provider,
             cache_hit,
             times,
+            served,
         })
     }
 

@@ -28,6 +28,10 @@ pub struct EventInput {
     post_id: Option<String>,
     /// Multiplier on the kind's affinity weight (default 1).
     weight: Option<f32>,
+    /// The `served_id` of the recommendations answer or feed page (or the `X-Generation-Id`
+    /// of the generation) this event follows from; the analyst views attribute the event to
+    /// that list and the item's rank. Must be a UUID (`invalid_served_id` otherwise).
+    served_id: Option<uuid::Uuid>,
 }
 
 /// Ingest a batch of engagement events.

@@ -50,7 +50,9 @@ pub struct GenerateForm {
                 (super::body::ImageBytes = "image/webp"),
             ),
             headers(
-                ("X-Generation-Id" = uuid::Uuid, description = "The `generations` record."),
+                ("X-Generation-Id" = uuid::Uuid, description = "The `generations` record; also the served id to echo as `served_id` on events about this image."),
+                ("X-Experiment" = String, description = "The experiment that served this generation, when one runs."),
+                ("X-Variant" = String, description = "The user's variant of that experiment."),
                 ("X-Model-Version" = String, description = "Generator and encoder versions."),
                 ("X-Execution-Provider" = String, description = "The ONNX Runtime provider that ran."),
                 ("X-Blend" = String, description = "JSON object influencer → weight, e.g. {\"neon_nova\":0.7,\"ink_iris\":0.3}."),
@@ -138,7 +140,15 @@ pub async fn post_generate(
         .iter()
         .map(|w| (w.influencer.clone(), serde_json::json!(w.weight)))
         .collect();
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    if let Some(served) = &generated.served {
+        if let (Some(experiment), Some(variant)) = (&served.experiment, &served.variant) {
+            response
+                .insert_header(("X-Experiment", experiment.as_str()))
+                .insert_header(("X-Variant", variant.as_str()));
+        }
+    }
+    Ok(response
         .content_type(generated.format.content_type())
         .insert_header(("X-Generation-Id", generated.id.to_string()))
         .insert_header(("X-Model-Version", generated.model_version))

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod demo_page;
 pub mod events;
+pub mod experiments;
 pub mod feed;
 pub mod generate;
 pub mod influencers;
@@ -76,6 +77,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::head().to(feed::get_image)),
         )
         .service(resource("/v1/generate", "POST").route(web::post().to(generate::post_generate)))
+        .service(resource("/v1/experiments", "GET").route(web::get().to(experiments::list_experiments)))
+        .service(resource("/v1/experiments/{name}", "PUT").route(web::put().to(experiments::put_experiment)))
         .service(resource("/v1/provenance/verify", "POST").route(web::post().to(provenance::post_verify)))
         .route("/docs", web::get().to(docs_redirect))
         // Swagger UI at /docs (assets vendored into the binary); it also serves /openapi.json.

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{demo_page, events, feed, generate, influencers, ops, people, provenance};
+use super::{demo_page, events, experiments, feed, generate, influencers, ops, people, provenance};
 
 /// The name of the security scheme every `/v1` path requires.
 pub const API_KEY: &str = "api_key";
@@ -43,6 +43,8 @@ pub const API_KEY: &str = "api_key";
         feed::get_feed,
         feed::get_image,
         provenance::post_verify,
+        experiments::put_experiment,
+        experiments::list_experiments,
     ),
     modifiers(&BearerKey),
     tags(
@@ -52,6 +54,7 @@ pub const API_KEY: &str = "api_key";
         (name = "styles", description = "Influencer profiles and reference photos (scope `admin` to write)."),
         (name = "generate", description = "Personalized restyling (scope `generate`)."),
         (name = "provenance", description = "Which generation made an image, from its invisible watermark (scope `read`)."),
+        (name = "experiments", description = "A/B tests over model versions and blend temperature (scope `admin` to define, `read` to list); results in the analyst views."),
         (name = "feeds", description = "Stored user photos (scope `generate`), feeds (scope `read`) and their images (public by content hash)."),
     )
 )]

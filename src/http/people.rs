@@ -9,7 +9,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::ingest::event::{InfluencerRef, UserRef};
 use crate::interest::blend::Blend;
 use crate::keys::Scope;
-use crate::recommend::{Exclude, RecommendationRequest, Recommendations, MAX_EXCLUDED_BY_NAME};
+use crate::recommend::{Exclude, RecommendationRequest, ServedRecommendations, MAX_EXCLUDED_BY_NAME};
 use crate::store::people::{self, InfluencerSummary, UserSummary};
 
 #[derive(Deserialize, IntoParams)]
@@ -114,7 +114,7 @@ pub struct RecommendationsQuery {
     security(("api_key" = [])),
     params(("user" = String, Path, description = "The platform's user id.", example = "ana"), RecommendationsQuery),
     responses(
-        (status = 200, description = "Ranked influencers.", body = Recommendations),
+        (status = 200, description = "Ranked influencers, with the id to echo as `served_id` on events they lead to.", body = ServedRecommendations),
         (status = 400, description = "Invalid id or query.", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
         (status = 403, description = "The key lacks the `read` scope.", body = ErrorBody),
@@ -134,8 +134,9 @@ pub async fn get_recommendations(
         k: recommendation_k(query.k)?,
         exclude: query.exclude.unwrap_or_default(),
         exclude_influencers: excluded_by_name(query.exclude_influencers.as_deref())?,
+        model_version: None,
     };
-    Ok(HttpResponse::Ok().json(state.recommender.recommend(&user, &request).await?))
+    Ok(HttpResponse::Ok().json(state.recommender.serve(&user, &request).await?))
 }
 
 fn recommendation_k(k: Option<usize>) -> Result<usize, AppError> {

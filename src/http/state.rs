@@ -29,4 +29,5 @@ pub struct AppState {
     pub generation: Arc<Generation>,
     pub feeds: Arc<Feeds>,
     pub erasure: crate::erasure::Erasure,
+    pub experiments: Arc<crate::experiment::Experiments>,
 }

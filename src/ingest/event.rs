@@ -229,6 +229,8 @@ pub struct Event {
     pub weight: f32,
     /// The generated image an image_like / image_view names.
     pub image: Option<ImageId>,
+    /// The served list (recommendations, feed page, generation) this event follows from.
+    pub served_id: Option<uuid::Uuid>,
 }
 
 /// An image_like / image_view before its influencer is looked up from the image.
@@ -240,6 +242,7 @@ pub struct ImageEvent {
     pub occurred_at: DateTime<Utc>,
     pub weight: f32,
     pub image: ImageId,
+    pub served_id: Option<uuid::Uuid>,
 }
 
 impl ImageEvent {
@@ -253,6 +256,7 @@ impl ImageEvent {
             post_id: None,
             weight: self.weight,
             image: Some(self.image),
+            served_id: self.served_id,
         }
     }
 }

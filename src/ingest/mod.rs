@@ -280,6 +280,7 @@ impl Ingestor {
                 post_id: event.post_id.as_ref().map(|p| p.as_str().to_string()),
                 weight: event.weight,
                 image_id: event.image.as_ref().map(|i| i.as_str().to_string()),
+                served_id: event.served_id,
             });
         }
         resolved.sort_by(|a, b| a.event_id.cmp(&b.event_id));

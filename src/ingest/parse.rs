@@ -89,6 +89,9 @@ struct RawEvent<'a> {
     post_id: Option<Cow<'a, str>>,
     #[serde(default)]
     weight: Option<f64>,
+    /// The `served_id` of the answer the event follows from.
+    #[serde(borrow, default)]
+    served_id: Option<Cow<'a, str>>,
 }
 
 pub fn parse_batch(body: &[u8], format: BatchFormat, rules: &ValidationRules) -> Result<ParsedBatch, IngestError> {
@@ -203,6 +206,11 @@ fn validate_item(json: &str, rules: &ValidationRules) -> Result<Item, ItemError>
             ))
         }
     };
+    let served_id = raw
+        .served_id
+        .map(|id| uuid::Uuid::parse_str(&id))
+        .transpose()
+        .map_err(|err| ItemError::new("invalid_served_id", format!("served_id is not a UUID: {err}")))?;
     let event_id = EventId::parse(raw.event_id)?;
     let user = UserRef::parse(raw.user)?;
     if kind.names_image() {
@@ -217,6 +225,7 @@ fn validate_item(json: &str, rules: &ValidationRules) -> Result<Item, ItemError>
             occurred_at,
             weight,
             image,
+            served_id,
         }));
     }
     let influencer = raw
@@ -231,6 +240,7 @@ fn validate_item(json: &str, rules: &ValidationRules) -> Result<Item, ItemError>
         post_id: raw.post_id.map(PostId::parse).transpose()?,
         weight,
         image: None,
+        served_id,
     }))
 }
 

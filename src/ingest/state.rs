@@ -24,6 +24,7 @@ pub struct ResolvedEvent {
     pub post_id: Option<String>,
     pub weight: f32,
     pub image_id: Option<String>,
+    pub served_id: Option<uuid::Uuid>,
 }
 
 /// Identifies one row of `follows` or `hides` (post empty), or of `likes`.
@@ -145,6 +146,7 @@ mod tests {
             post_id: None,
             weight: 1.0,
             image_id: None,
+            served_id: None,
         }
     }
 

@@ -50,7 +50,8 @@ pub struct Blend {
     pub weights: Vec<Weighted>,
 }
 
-/// The user's interest blend over `styled` influencers (external ids).
+/// The user's interest blend over `styled` influencers (external ids), as their experiment
+/// variant (if any) sets it.
 pub async fn interests(
     pool: &PgPool,
     recommender: &Recommender,
@@ -59,6 +60,15 @@ pub async fn interests(
     k: usize,
     temperature: f64,
 ) -> Result<Blend, sqlx::Error> {
+    // The user's experiment variant may score with another model or blend at another
+    // temperature.
+    let treatment = recommender
+        .experiments()
+        .assign(user)
+        .await
+        .map(|a| a.treatment)
+        .unwrap_or_default();
+    let temperature = treatment.blend_temperature.unwrap_or(temperature);
     let user_id = vectors::user_id(pool, user).await?;
     // Influencers the user hid ("not interested") never enter their blend.
     let hidden = match user_id {
@@ -72,7 +82,7 @@ pub async fn interests(
     let mut model_version = None;
     let mut scored: Vec<(String, f64)> = Vec::new();
     if let Some(user_id) = user_id {
-        if let Some((version, scores)) = recommender.scores_of(user_id, styled).await? {
+        if let Some((version, scores)) = recommender.scores_of(user_id, styled, treatment.model_version).await? {
             model_version = Some(version);
             scored = scores;
         }

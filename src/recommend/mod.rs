@@ -21,8 +21,10 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use crate::cache::Cache;
+use crate::experiment::Experiments;
 use crate::ingest::event::UserRef;
 use crate::interest::als::{self, AlsParams};
+use crate::served::{Impressions, ServedList, ServedTag, Surface};
 use crate::store::vectors;
 use popularity::Popularity;
 
@@ -63,6 +65,9 @@ pub struct RecommendationRequest {
     pub exclude: Exclude,
     /// Influencers (external ids) left out of this answer only, on top of `exclude`.
     pub exclude_influencers: Vec<String>,
+    /// Score with this embedding model version instead of the current one (an experiment's
+    /// variant); the current one serves when it is gone.
+    pub model_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,6 +77,15 @@ pub struct Recommendations {
     /// The embedding model that scored them (None for popularity without a model).
     pub model_version: Option<i64>,
     pub items: Vec<Scored>,
+}
+
+/// A recommendations answer as served: the list, its id and the variant that served it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServedRecommendations {
+    #[serde(flatten)]
+    pub recommendations: Recommendations,
+    #[serde(flatten)]
+    pub served: ServedTag,
 }
 
 /// The current model's influencer side, held in memory.
@@ -133,6 +147,9 @@ impl LoadedModel {
 
 struct ModelSlot {
     model: Option<Arc<LoadedModel>>,
+    /// Versions other than the current one that experiments serve, loaded on first use
+    /// (None: the version does not exist).
+    pinned: HashMap<i64, Option<Arc<LoadedModel>>>,
     checked_at: Option<Instant>,
     /// Influencer erasures when the model was loaded (`store::erasure::influencer_erasures`).
     catalogue: Option<i64>,
@@ -144,6 +161,8 @@ pub struct Recommender {
     slot: RwLock<ModelSlot>,
     cache_ttl: Duration,
     popularity: Arc<Popularity>,
+    experiments: Arc<Experiments>,
+    impressions: Impressions,
 }
 
 /// How many items are computed and cached per user; requests take the first k.
@@ -164,18 +183,70 @@ fn cache_key(user: &str, exclude: Exclude) -> String {
 
 impl Recommender {
     /// `popularity_max_age`: how old the in-memory cold-start ranking may be when served.
-    pub fn new(pool: PgPool, cache: Arc<Cache>, cache_ttl: Duration, popularity_max_age: Duration) -> Self {
+    pub fn new(
+        pool: PgPool,
+        cache: Arc<Cache>,
+        cache_ttl: Duration,
+        popularity_max_age: Duration,
+        experiments: Arc<Experiments>,
+        impressions: Impressions,
+    ) -> Self {
         Self {
             popularity: Arc::new(Popularity::new(pool.clone(), popularity_max_age)),
             pool,
             cache,
             slot: RwLock::new(ModelSlot {
                 model: None,
+                pinned: HashMap::new(),
                 checked_at: None,
                 catalogue: None,
             }),
             cache_ttl,
+            experiments,
+            impressions,
         }
+    }
+
+    /// The experiments every surface asks for a user's variant.
+    pub fn experiments(&self) -> &Arc<Experiments> {
+        &self.experiments
+    }
+
+    /// Where served lists are recorded.
+    pub fn impressions(&self) -> &Impressions {
+        &self.impressions
+    }
+
+    /// `GET …/recommendations`: the user's variant applied, the answer recorded as served.
+    pub async fn serve(
+        &self,
+        user: &UserRef,
+        request: &RecommendationRequest,
+    ) -> Result<ServedRecommendations, sqlx::Error> {
+        let assignment = self.experiments.assign(user.as_str()).await;
+        let mut request = request.clone();
+        if let Some(version) = assignment.as_ref().and_then(|a| a.treatment.model_version) {
+            request.model_version = Some(version);
+        }
+        let recommendations = self.recommend(user, &request).await?;
+        let served = ServedTag::new(assignment.as_ref());
+        self.impressions.record(ServedList {
+            tag: served.clone(),
+            surface: Surface::Recommendations,
+            user: user.to_string(),
+            influencers: recommendations
+                .items
+                .iter()
+                .map(|i| Some(i.influencer.clone()))
+                .collect(),
+            image_ids: Vec::new(),
+            model_version: recommendations.model_version,
+            served_at: chrono::Utc::now(),
+        });
+        Ok(ServedRecommendations {
+            recommendations,
+            served,
+        })
     }
 
     /// The cold-start ranking, for the task that keeps it fresh and for blends.
@@ -188,7 +259,7 @@ impl Recommender {
         user: &UserRef,
         request: &RecommendationRequest,
     ) -> Result<Recommendations, sqlx::Error> {
-        let model = self.model().await?;
+        let model = self.model_for(request.model_version).await?;
         let version = model.as_ref().map(|m| m.version);
         let key = cache_key(user.as_str(), request.exclude);
         let full = match self.cached(&key, version).await {
@@ -258,12 +329,40 @@ impl Recommender {
         &self,
         user_id: i64,
         influencers: &[String],
+        model_version: Option<i64>,
     ) -> Result<Option<(i64, Vec<(String, f64)>)>, sqlx::Error> {
-        let Some(model) = self.model().await? else {
+        let Some(model) = self.model_for(model_version).await? else {
             return Ok(None);
         };
         let affinity = vectors::user_affinity(&self.pool, user_id).await?;
         Ok(fold_in(&model, &affinity).map(|vector| (model.version, model.scores_of(&vector, influencers))))
+    }
+
+    /// The model of `version` when asked and it exists, else the current one.
+    async fn model_for(&self, version: Option<i64>) -> Result<Option<Arc<LoadedModel>>, sqlx::Error> {
+        let current = self.model().await?;
+        let Some(version) = version.filter(|v| current.as_ref().map(|m| m.version) != Some(*v)) else {
+            return Ok(current);
+        };
+        if let Some(pinned) = self.slot.read().await.pinned.get(&version) {
+            return Ok(pinned.clone().or(current));
+        }
+        let loaded = match vectors::model_params(&self.pool, version).await? {
+            Some(params) => {
+                let params: AlsParams = serde_json::from_value(params).unwrap_or_default();
+                let rows = vectors::influencer_vectors(&self.pool, version).await?;
+                load(version, params, rows).map(Arc::new)
+            }
+            None => None,
+        };
+        if loaded.is_none() {
+            tracing::warn!(
+                version,
+                "an experiment's model version is gone; serving the current model"
+            );
+        }
+        self.slot.write().await.pinned.insert(version, loaded.clone());
+        Ok(loaded.or(current))
     }
 
     /// The current model, re-read at most every few seconds and reloaded when it changed,
@@ -284,6 +383,7 @@ impl Recommender {
         let catalogue_changed = slot.catalogue.is_some_and(|seen| seen != catalogue);
         if catalogue_changed {
             self.popularity.invalidate();
+            slot.pinned.clear();
         }
         let loaded_version = slot.model.as_ref().map(|m| m.version);
         match current {
@@ -309,6 +409,7 @@ impl Recommender {
             slot.checked_at = None;
             slot.catalogue = None;
             slot.model = None;
+            slot.pinned.clear();
         }
         self.popularity.invalidate();
         self.cache.delete_prefix("recs:").await;

@@ -53,6 +53,19 @@ pub async fn erase_user(
     .await?;
     erased.counts.insert("generations_anonymised", anonymised.len() as u64);
     erased.cache_keys = anonymised.into_iter().flatten().collect();
+    // What was served to them and their experiment assignments are keyed by external id:
+    // a user may be served before any event of theirs arrives.
+    for (kind, table) in [
+        ("served_lists", "served_lists"),
+        ("experiment_assignments", "experiment_assignments"),
+    ] {
+        let removed = sqlx::query(&format!("DELETE FROM {table} WHERE user_external_id = $1"))
+            .bind(external_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        erased.counts.insert(kind, removed);
+    }
     if user_id.is_none() && erased.counts.values().all(|n| *n == 0) {
         tx.rollback().await?;
         return Ok(None);
@@ -211,6 +224,17 @@ pub async fn erase_influencer(
     .await?
     .rows_affected();
     erased.counts.insert("vectors", vectors);
+    // Lists served with them keep their shape (ranks stay comparable) without the name.
+    // A scan of served_lists: erasure is rare, and an index on the arrays would tax every
+    // impression written.
+    let blanked = sqlx::query(
+        "UPDATE served_lists SET influencers = array_replace(influencers, $1, NULL) WHERE influencers @> ARRAY[$1]",
+    )
+    .bind(external_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    erased.counts.insert("served_lists_blanked", blanked);
     let anonymised: Vec<Option<String>> = sqlx::query_scalar(
         "WITH theirs AS (SELECT id, cache_key FROM generations WHERE blend ? $1 FOR UPDATE)
          UPDATE generations g

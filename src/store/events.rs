@@ -82,7 +82,7 @@ async fn claim_event_keys(
 async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Result<(), sqlx::Error> {
     let mut rows = BinaryCopy::with_capacity(events.len() * 96);
     for e in events {
-        rows.row(8);
+        rows.row(9);
         rows.text(Some(&e.event_id));
         rows.int8(e.user_id);
         rows.int8(e.influencer_id);
@@ -91,10 +91,11 @@ async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Resu
         rows.text(e.post_id.as_deref());
         rows.float4(e.weight);
         rows.text(e.image_id.as_deref());
+        rows.uuid(e.served_id);
     }
     copy_in(
         conn,
-        "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id)
+        "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, image_id, served_id)
          FROM STDIN (FORMAT binary)",
         rows,
     )
@@ -104,7 +105,7 @@ async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Resu
 /// Streams `rows` to a `COPY … FROM STDIN (FORMAT binary)` statement. sqlx streams COPY data
 /// but leaves its encoding to the caller, and no maintained crate encodes it for sqlx (pgcopy
 /// is a 0.0.2 sketch; postgres-binary-copy needs the `postgres` driver), so `BinaryCopy`
-/// writes PostgreSQL's documented format (COPY, "Binary Format") for the four types used.
+/// writes PostgreSQL's documented format (COPY, "Binary Format") for the five types used.
 async fn copy_in(conn: &mut PgConnection, statement: &str, rows: BinaryCopy) -> Result<(), sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
     copy.send(rows.finish()).await?;
@@ -147,6 +148,13 @@ impl BinaryCopy {
 
     fn int8(&mut self, value: i64) {
         self.field(&value.to_be_bytes());
+    }
+
+    fn uuid(&mut self, value: Option<uuid::Uuid>) {
+        match value {
+            Some(id) => self.field(id.as_bytes()),
+            None => self.0.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
     }
 
     fn float4(&mut self, value: f32) {

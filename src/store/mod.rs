@@ -6,12 +6,14 @@
 pub mod affinity;
 pub mod erasure;
 pub mod events;
+pub mod experiments;
 pub mod feeds;
 pub mod images;
 pub mod keys;
 pub mod partitions;
 pub mod people;
 pub mod people_ids;
+pub mod served;
 pub mod styles;
 pub mod vectors;
 

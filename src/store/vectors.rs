@@ -167,11 +167,14 @@ pub async fn publish(pool: &PgPool, version: i64, summary: &BuildSummary) -> Res
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    // Keep the previous version for readers that loaded it a moment ago; drop the rest
-    // (including builds that died half-way).
+    // Keep the previous version for readers that loaded it a moment ago, and any version a
+    // running experiment serves; drop the rest (including builds that died half-way).
     sqlx::query(
         "DELETE FROM embedding_models WHERE version < $1
-           AND version <> coalesce((SELECT max(version) FROM embedding_models WHERE status = 'retired' AND version < $1), 0)",
+           AND version <> coalesce((SELECT max(version) FROM embedding_models WHERE status = 'retired' AND version < $1), 0)
+           AND version NOT IN (SELECT (v->'settings'->>'model_version')::int8
+                               FROM experiments x, jsonb_array_elements(x.variants) v
+                               WHERE x.state = 'running' AND v->'settings'->>'model_version' IS NOT NULL)",
     )
     .bind(version)
     .execute(pool)
@@ -188,6 +191,14 @@ pub struct CurrentModel {
 
 pub async fn current_model(pool: &PgPool) -> Result<Option<CurrentModel>, sqlx::Error> {
     sqlx::query_as("SELECT version, params, built_at FROM embedding_models WHERE is_current")
+        .fetch_optional(pool)
+        .await
+}
+
+/// The ALS parameters of a built version (current or kept), None when it is gone.
+pub async fn model_params(pool: &PgPool, version: i64) -> Result<Option<Value>, sqlx::Error> {
+    sqlx::query_scalar("SELECT params FROM embedding_models WHERE version = $1 AND status <> 'building'")
+        .bind(version)
         .fetch_optional(pool)
         .await
 }

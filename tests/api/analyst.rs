@@ -5,7 +5,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{days_ago, event, spawn_app};
 
-const VIEWS: [&str; 12] = [
+const VIEWS: [&str; 16] = [
     "affinity",
     "analytics_affinity",
     "analytics_daily_engagement",
@@ -18,6 +18,10 @@ const VIEWS: [&str; 12] = [
     "analytics_image_store",
     "analytics_feed_image_engagement",
     "analytics_hidden_influencers",
+    "analytics_served_attribution",
+    "analytics_served_ctr",
+    "analytics_experiment_results",
+    "analytics_experiments",
 ];
 
 #[tokio::test]
@@ -86,6 +90,8 @@ async fn the_analyst_role_reads_every_view_and_nothing_else() {
         "SELECT * FROM engagement_events",
         "SELECT * FROM users",
         "SELECT * FROM generations",
+        "SELECT * FROM served_lists",
+        "SELECT * FROM experiment_assignments",
         "INSERT INTO users (external_id) VALUES ('mallory')",
         "UPDATE affinity_params SET half_life_days = 1",
         "DELETE FROM event_keys",

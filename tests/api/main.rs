@@ -8,6 +8,7 @@ mod consent;
 mod docs;
 mod erasure;
 mod events;
+mod experiments;
 mod extreme_refs;
 mod feed;
 mod generate;
