@@ -50,6 +50,10 @@ struct Args {
     /// Keep the scratch databases.
     #[arg(long)]
     keep: bool,
+    /// Share of events that echo a `served_id` (as events after a served list do), in both
+    /// the HTTP and the COPY runs.
+    #[arg(long, default_value_t = 0.0)]
+    served_fraction: f64,
 }
 
 struct GeneratedEvent {
@@ -59,6 +63,7 @@ struct GeneratedEvent {
     kind: &'static str,
     occurred_at: DateTime<Utc>,
     post: Option<usize>,
+    served_id: Option<uuid::Uuid>,
 }
 
 fn generate(args: &Args) -> Vec<GeneratedEvent> {
@@ -95,6 +100,8 @@ fn generate(args: &Args) -> Vec<GeneratedEvent> {
                 kind,
                 occurred_at: now - age,
                 post: matches!(kind, "like" | "unlike").then(|| rng.random_range(0..50)),
+                served_id: (rng.random::<f64>() < args.served_fraction)
+                    .then(|| uuid::Uuid::from_u128(rng.random::<u128>())),
             }
         })
         .collect()
@@ -113,6 +120,9 @@ fn json_batches(events: &[GeneratedEvent], batch: usize) -> Vec<Vec<u8>> {
                     });
                     if let Some(post) = e.post {
                         item["post_id"] = serde_json::json!(format!("p{post}"));
+                    }
+                    if let Some(served) = e.served_id {
+                        item["served_id"] = serde_json::json!(served);
                     }
                     item
                 })
@@ -230,9 +240,10 @@ async fn run_copy(events: &[GeneratedEvent], args: &Args, url: &str) -> anyhow::
         let at = e.occurred_at.to_rfc3339();
         let _ = writeln!(keys_csv, "{},{at}", e.id);
         let post = e.post.map(|p| format!("p{p}")).unwrap_or_default();
+        let served = e.served_id.map(|id| id.to_string()).unwrap_or_default();
         let _ = writeln!(
             events_csv,
-            "{},{},{},{},{at},{post},1",
+            "{},{},{},{},{at},{post},1,{served}",
             e.id,
             e.user + 1,
             e.influencer + 1,
@@ -245,7 +256,7 @@ async fn run_copy(events: &[GeneratedEvent], args: &Args, url: &str) -> anyhow::
     for (sql, data) in [
         ("COPY event_keys (event_id, occurred_at) FROM STDIN (FORMAT csv)", &keys_csv),
         (
-            "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight) FROM STDIN (FORMAT csv)",
+            "COPY engagement_events (event_id, user_id, influencer_id, kind, occurred_at, post_id, weight, served_id) FROM STDIN (FORMAT csv)",
             &events_csv,
         ),
     ] {

@@ -120,11 +120,16 @@ pub struct Erasure {
     pub log: ErasureLog,
 }
 
+/// The longest an erasure waits for queued served lists to be written.
+const FLUSH_BEFORE_ERASURE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Erasure {
     /// Erases the user everywhere. A second call answers `UnknownUser`: nothing of them is
     /// left to find.
     pub async fn erase_user(&self, user: &UserRef) -> Result<UserErasure, ErasureError> {
         let subject_hash = self.log.subject_hash(user.as_str()).await?;
+        // Lists served to them that are still queued land first, and so go with the rest.
+        self.recommender.impressions().flush(FLUSH_BEFORE_ERASURE).await;
         let erased = store_erasure::erase_user(&self.pool, user.as_str(), &subject_hash)
             .await?
             .ok_or_else(|| ErasureError::UnknownUser(user.to_string()))?;
@@ -164,6 +169,7 @@ impl Erasure {
     /// Generation records keep their share of a blend as `erased_influencer`.
     pub async fn erase_influencer(&self, influencer: &InfluencerRef) -> Result<InfluencerErasure, ErasureError> {
         let subject_hash = self.log.subject_hash(influencer.as_str()).await?;
+        self.recommender.impressions().flush(FLUSH_BEFORE_ERASURE).await;
         let erased = store_erasure::erase_influencer(&self.pool, influencer.as_str(), &subject_hash)
             .await?
             .ok_or_else(|| ErasureError::UnknownInfluencer(influencer.to_string()))?;

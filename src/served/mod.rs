@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -29,6 +29,8 @@ pub struct ServedSettings {
     pub flush_interval_ms: u64,
     /// Lists older than this are deleted (0 keeps them forever).
     pub retention_days: f64,
+    /// How often retention runs.
+    pub retention_interval_secs: u64,
 }
 
 /// What a response says about how it was served.
@@ -105,10 +107,16 @@ impl ServedList {
     }
 }
 
+/// What the writer receives: a list to write, or a request to write everything queued now.
+enum Message {
+    List(ServedList),
+    Flush(oneshot::Sender<()>),
+}
+
 /// The sending side, cloned into every surface.
 #[derive(Clone)]
 pub struct Impressions {
-    sender: Option<mpsc::Sender<ServedList>>,
+    sender: Option<mpsc::Sender<Message>>,
 }
 
 impl Impressions {
@@ -134,8 +142,23 @@ impl Impressions {
     /// Queues a list for writing; never waits.
     pub fn record(&self, list: ServedList) {
         let Some(sender) = &self.sender else { return };
-        if sender.try_send(list).is_err() {
+        if sender.try_send(Message::List(list)).is_err() {
             metrics::counter!("stylecast_served_lists_dropped_total").increment(1);
+        }
+    }
+
+    /// Writes every list queued so far before returning (erasure runs after it, so no list
+    /// naming the person lands after their rows are deleted). Bounded by `timeout`.
+    pub async fn flush(&self, timeout: Duration) {
+        let Some(sender) = &self.sender else { return };
+        let (done, written) = oneshot::channel();
+        let flushed = async {
+            if sender.send(Message::Flush(done)).await.is_ok() {
+                let _ = written.await;
+            }
+        };
+        if tokio::time::timeout(timeout, flushed).await.is_err() {
+            tracing::warn!("served lists were not flushed in time");
         }
     }
 }
@@ -143,23 +166,28 @@ impl Impressions {
 async fn write_batches(
     pool: PgPool,
     settings: ServedSettings,
-    mut receiver: mpsc::Receiver<ServedList>,
+    mut receiver: mpsc::Receiver<Message>,
     mut stop: watch::Receiver<bool>,
 ) {
     let batch_size = settings.batch_size.max(1);
     let flush_every = Duration::from_millis(settings.flush_interval_ms.max(1));
-    let retention_every = Duration::from_secs(3600);
+    let retention_every = Duration::from_secs(settings.retention_interval_secs.max(1));
     let mut last_retention: Option<tokio::time::Instant> = None;
     let mut batch: Vec<ServedList> = Vec::with_capacity(batch_size);
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let deadline = tokio::time::sleep(flush_every);
         tokio::pin!(deadline);
         let stopping = loop {
             tokio::select! {
                 received = receiver.recv() => match received {
-                    Some(list) => {
+                    Some(Message::List(list)) => {
                         batch.push(list);
                         if batch.len() >= batch_size { break false; }
+                    }
+                    Some(Message::Flush(done)) => {
+                        flushed.push(done);
+                        break false;
                     }
                     None => break true,
                 },
@@ -168,14 +196,20 @@ async fn write_batches(
             }
         };
         if stopping {
-            while let Ok(list) = receiver.try_recv() {
-                batch.push(list);
+            while let Ok(message) = receiver.try_recv() {
+                match message {
+                    Message::List(list) => batch.push(list),
+                    Message::Flush(done) => flushed.push(done),
+                }
             }
         }
         for chunk in batch.chunks(batch_size) {
             write(&pool, chunk).await;
         }
         batch.clear();
+        for done in flushed.drain(..) {
+            let _ = done.send(());
+        }
         if stopping {
             return;
         }

@@ -230,7 +230,7 @@ async fn the_image_layout_from_an_empty_folder_runs_every_readme_and_help_exampl
     let key = layout
         .shell(
             &database_url,
-            "stylecast keys create --name docs --scopes ingest,read,generate",
+            "stylecast keys create --name docs --scopes ingest,read,generate,admin",
         )
         .output()
         .expect("keys create");
@@ -281,6 +281,11 @@ async fn the_image_layout_from_an_empty_folder_runs_every_readme_and_help_exampl
             .shell(&database_url, &format!("{PRELUDE}{script}"))
             .env("DOCS_KEY", &key)
             .env("DOCS_HOST", &host)
+            // The README's analyst connection, to this test's database.
+            .env(
+                "ANALYST_URL",
+                database_url.replace("postgres://postgres@", "postgres://stylecast_analyst@"),
+            )
             .output()
             .expect("bash");
         assert!(

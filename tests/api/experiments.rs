@@ -353,8 +353,9 @@ struct VariantResult {
     follow_rate: f64,
     follow_rate_low: f64,
     follow_rate_high: f64,
-    follow_rate_diff_low: f64,
-    follow_rate_diff_high: f64,
+    /// NULL for the control (no difference from itself).
+    follow_rate_diff_low: Option<f64>,
+    follow_rate_diff_high: Option<f64>,
 }
 
 async fn results(app: &TestApp, experiment: &str) -> Vec<VariantResult> {
@@ -386,7 +387,11 @@ async fn a_simulated_experiment_reports_both_rates_and_a_difference_that_exclude
     assert_eq!(a.rec_users + b.rec_users, users as i64);
     assert!(a.follow_rate_low <= 0.3 && 0.3 <= a.follow_rate_high, "{a:?}");
     assert!(b.follow_rate_low <= 0.6 && 0.6 <= b.follow_rate_high, "{b:?}");
-    assert!(b.follow_rate_diff_low > 0.0, "B - A excludes 0: {b:?}");
+    assert_eq!((a.follow_rate_diff_low, a.follow_rate_diff_high), (None, None), "{a:?}");
+    assert!(
+        b.follow_rate_diff_low.is_some_and(|low| low > 0.0),
+        "B - A excludes 0: {b:?}"
+    );
     assert!((b.follow_rate - a.follow_rate - 0.3).abs() < 0.12, "{a:?} {b:?}");
 }
 
@@ -406,7 +411,11 @@ async fn an_a_a_experiment_over_20_seeds_contains_zero_at_least_18_times() {
         served_lists(&app, served).await;
         let rows = results(&app, &name).await;
         assert_eq!(rows.len(), 2, "{rows:?}");
-        if rows[1].follow_rate_diff_low <= 0.0 && 0.0 <= rows[1].follow_rate_diff_high {
+        let (low, high) = (
+            rows[1].follow_rate_diff_low.expect("low"),
+            rows[1].follow_rate_diff_high.expect("high"),
+        );
+        if low <= 0.0 && 0.0 <= high {
             contains_zero += 1;
         }
         let mut stop = two_variants("a", "b", json!({}));
@@ -417,5 +426,65 @@ async fn an_a_a_experiment_over_20_seeds_contains_zero_at_least_18_times() {
     assert!(
         contains_zero >= 18,
         "the A/A interval contained 0 in {contains_zero} of 20 runs"
+    );
+}
+
+#[tokio::test]
+async fn served_lists_older_than_the_retention_go_and_erasure_takes_a_users_lists() {
+    let app = spawn_app_with(|s| {
+        s.served.flush_interval_ms = 20;
+        s.served.retention_days = 30.0;
+        s.served.retention_interval_secs = 1;
+    })
+    .await;
+    crowd(&app).await;
+    sqlx::query(
+        "INSERT INTO served_lists (id, surface, user_external_id, influencers, image_ids, served_at)
+         VALUES (gen_random_uuid(), 'recommendations', 'crowd0', '{I0}', '{}', now() - interval '31 days')",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("an old list");
+    let (_, recs) = app.get_json("/v1/users/crowd0/recommendations?k=3").await;
+    let fresh = recs["served_id"].as_str().expect("served_id").to_string();
+    for _ in 0..200 {
+        let old = app
+            .count("SELECT count(*) FROM served_lists WHERE served_at < now() - interval '30 days'")
+            .await;
+        let kept = app
+            .count(&format!("SELECT count(*) FROM served_lists WHERE id = '{fresh}'"))
+            .await;
+        if old == 0 && kept == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM served_lists").await,
+        1,
+        "the old list is gone, the fresh one kept"
+    );
+
+    // Erasing the user takes what was served to them and their assignments.
+    let (status, _) = put_experiment(&app, "erase_me", &two_variants("a", "b", json!({}))).await;
+    assert_eq!(status, 200);
+    app.get_json("/v1/users/crowd0/recommendations?k=3").await;
+    served_lists(&app, 2).await;
+    let erased: Value = app
+        .client
+        .delete(app.url("/v1/users/crowd0"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .expect("erase")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(erased["removed"]["served_lists"], 2, "{erased}");
+    assert_eq!(erased["removed"]["experiment_assignments"], 1, "{erased}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM served_lists WHERE user_external_id = 'crowd0'")
+            .await,
+        0
     );
 }
