@@ -29,7 +29,7 @@ pub struct Treatment {
     /// Softmax temperature of interest blends (generation and feed blend slots); lower is
     /// sharper. Within (0, 10].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = 0.5)]
+    #[schema(example = 0.5, exclusive_minimum = 0.0, maximum = 10.0)]
     pub blend_temperature: Option<f64>,
 }
 
@@ -37,10 +37,10 @@ pub struct Treatment {
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// 1–64 characters of letters, digits, `_` or `-`.
-    #[schema(example = "control")]
+    #[schema(example = "control", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     /// Share of users in (0, 1]; the shares of an experiment sum to 1.
-    #[schema(example = 0.5)]
+    #[schema(example = 0.5, exclusive_minimum = 0.0, maximum = 1.0)]
     pub share: f64,
     #[serde(default)]
     pub settings: Treatment,
@@ -66,7 +66,9 @@ impl State {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Definition {
-    /// Two to eight variants; the first is the control results are compared with.
+    /// Two to eight variants whose shares sum to 1; the first is the control results are
+    /// compared with.
+    #[schema(min_items = 2, max_items = 8)]
     pub variants: Vec<Variant>,
     /// `running` (the default) assigns users now; `stopped` returns everyone to the defaults.
     #[serde(default = "running")]

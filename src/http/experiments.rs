@@ -13,7 +13,8 @@ use crate::keys::Scope;
 /// One experiment runs at a time.
 #[utoipa::path(put, path = "/v1/experiments/{name}", tag = "experiments",
     security(("api_key" = [])),
-    params(("name" = String, Path, description = "1-64 letters, digits, `_` or `-`.", example = "als_alpha_test")),
+    params(("name" = String, Path, description = "1-64 letters, digits, `_` or `-`.", example = "als_alpha_test",
+        pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body(content = Definition, example = json!({
         "variants": [
             {"name": "control", "share": 0.5, "settings": {}},
@@ -27,6 +28,8 @@ use crate::keys::Scope;
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
         (status = 403, description = "The key lacks the `admin` scope.", body = ErrorBody),
         (status = 409, description = "`experiment_running`: another experiment runs; stop it first.", body = ErrorBody),
+        (status = 413, description = "The JSON body is over the size limit.", body = ErrorBody),
+        (status = 415, description = "The body is not application/json.", body = ErrorBody),
         (status = 429, description = "The key is over its rate limit.", body = ErrorBody),
         (status = 503, description = "Postgres is unavailable.", body = ErrorBody),
     ))]
