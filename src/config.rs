@@ -82,7 +82,10 @@ impl Settings {
         builder = builder.add_source(
             config::Environment::with_prefix("STYLECAST")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                // Lists from the environment are comma-separated (only keys named here).
+                .list_separator(",")
+                .with_list_parse_key("onnx.experiment_generators"),
         );
         for (var, key) in [
             ("DATABASE_URL", "database.url"),

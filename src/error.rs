@@ -315,6 +315,7 @@ impl From<ExperimentError> for AppError {
         match err {
             ExperimentError::Invalid(_) => Self::bad_request("invalid_experiment", err.to_string()),
             ExperimentError::UnknownModelVersion(_) => Self::bad_request("unknown_model_version", err.to_string()),
+            ExperimentError::GeneratorNotLoaded { .. } => Self::bad_request("generator_not_loaded", err.to_string()),
             ExperimentError::AnotherRunning { .. } => Self::Conflict {
                 code: "experiment_running",
                 message: err.to_string(),

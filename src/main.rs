@@ -297,9 +297,12 @@ async fn generate(settings: &Settings, args: &GenerateArgs) -> anyhow::Result<()
         // A one-shot generation is served to nobody: nothing to attribute.
         stylecast::served::Impressions::disabled(),
     );
+    // One-shot generation paints with the configured generator only; a user in a variant
+    // whose generator it has not loaded gets an error that says so.
     let pipeline = Pipeline {
         pool: &pool,
         models: &models,
+        alternates: &[],
         recommender: &recommender,
         cache: &cache,
         settings: &settings.generate,
@@ -364,6 +367,16 @@ async fn rebuild_styles(settings: &Settings) -> anyhow::Result<()> {
         models.encoder.version,
         started.elapsed().as_secs_f64()
     );
+    for alternate in stylecast::startup::load_alternates(settings, Some(&models)) {
+        let coded = stylecast::style::service::encode_missing(&pool, &alternate)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "coded {coded} photos for experiment generator {} (encoder {})",
+            alternate.backend.as_str(),
+            alternate.encoder.version
+        );
+    }
     Ok(())
 }
 

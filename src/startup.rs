@@ -114,7 +114,24 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
     if matches!(*feed_queue, JobQueue::Memory(_)) {
         requeue_pending(&pool, &feed_queue).await;
     }
-    let experiments = Arc::new(Experiments::new(pool.clone()));
+    let alternates = load_alternates(settings, models.as_deref());
+    for models in &alternates {
+        // Reference photos stored before this generator was loaded get its codes.
+        let (pool, models) = (pool.clone(), models.clone());
+        tokio::spawn(async move {
+            match crate::style::service::encode_missing(&pool, &models).await {
+                Ok(0) => {}
+                Ok(photos) => tracing::info!(photos, generator = models.backend.as_str(), "style codes added"),
+                Err(err) => tracing::warn!(error = %err, "style codes for an experiment generator not added"),
+            }
+        });
+    }
+    let generators = models
+        .iter()
+        .chain(&alternates)
+        .map(|m| m.backend.as_str().to_string())
+        .collect();
+    let experiments = Arc::new(Experiments::new(pool.clone()).with_generators(generators));
     let (served_stop, served_stopped) = watch::channel(false);
     let (impressions, served_task) = Impressions::start(pool.clone(), &settings.served, served_stopped);
     let recommender = Arc::new(Recommender::new(
@@ -129,6 +146,7 @@ pub async fn build_services(settings: &Settings) -> Result<Services, StartupErro
         pool: pool.clone(),
         models,
         model_status,
+        alternates,
         recommender: recommender.clone(),
         cache: cache.clone(),
         settings: settings.generate.clone(),
@@ -389,7 +407,7 @@ async fn maintain(pool: PgPool, feeds: Arc<Feeds>, partitions: Arc<Partitions>, 
 /// caller says what it means: 503s for a server, an error for a CLI command).
 pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
     let config = settings.generate.engine_config();
-    match shared_models(settings, &config) {
+    match shared_models(settings, &settings.onnx.generator, &config) {
         Ok(models) => {
             let status = models.status();
             (Some(models), status)
@@ -398,21 +416,43 @@ pub fn load_models(settings: &Settings) -> (Option<Arc<Models>>, ModelStatus) {
     }
 }
 
+/// The generators of `onnx.experiment_generators` other than the default one. One that
+/// cannot load is left out with a warning: experiments cannot choose it
+/// (`generator_not_loaded`), and everything else serves.
+pub fn load_alternates(settings: &Settings, default: Option<&Models>) -> Vec<Arc<Models>> {
+    let config = settings.generate.engine_config();
+    let mut alternates: Vec<Arc<Models>> = Vec::new();
+    for name in &settings.onnx.experiment_generators {
+        let loaded_already = default
+            .into_iter()
+            .chain(alternates.iter().map(|m| m.as_ref()))
+            .any(|m| m.backend.as_str() == name);
+        if loaded_already {
+            continue;
+        }
+        match shared_models(settings, name, &config) {
+            Ok(models) => alternates.push(models),
+            Err(error) => tracing::warn!(generator = %name, %error, "experiment generator not loaded"),
+        }
+    }
+    alternates
+}
+
 /// Sessions are expensive and ort allows one environment per process: applications built in
 /// the same process (tests, benchmarks) share the models loaded for the same folder and
 /// generator.
-fn shared_models(settings: &Settings, config: &EngineConfig) -> Result<Arc<Models>, String> {
+fn shared_models(settings: &Settings, generator: &str, config: &EngineConfig) -> Result<Arc<Models>, String> {
     type Loaded = Vec<((std::path::PathBuf, String), Arc<Models>)>;
     static LOADED: std::sync::Mutex<Loaded> = std::sync::Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let key = (settings.onnx.model_dir.clone(), settings.onnx.generator.clone());
+    let key = (settings.onnx.model_dir.clone(), generator.to_string());
     if let Some((_, models)) = loaded.iter().find(|(k, _)| k == &key) {
         return Ok(models.clone());
     }
     let models = Arc::new(Models::load(
         &settings.onnx.library_path,
         &settings.onnx.model_dir,
-        &settings.onnx.generator,
+        generator,
         config,
     )?);
     loaded.push((key, models.clone()));

@@ -1,8 +1,8 @@
 //! Experiments: variants of what the service can vary (the ALS model version that scores
-//! recommendations, blends and feeds; the softmax temperature of interest blends), with
-//! traffic shares. A user's variant is a pure function of a hash of experiment and user, so
-//! every process agrees without coordination; exposure is recorded with the served list
-//! (`served`). At most one experiment runs at a time; stopping it returns everyone to the
+//! recommendations, blends and feeds; the softmax temperature of interest blends; the feed
+//! mix; the generator that paints generations and feed images), with traffic shares. A
+//! user's variant is a pure function of a hash of experiment and user, so every process
+//! agrees without coordination; exposure is recorded with the served list (`served`). At most one experiment runs at a time; stopping it returns everyone to the
 //! defaults.
 
 use std::sync::Arc;
@@ -31,6 +31,17 @@ pub struct Treatment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = 0.5, exclusive_minimum = 0.0, maximum = 10.0)]
     pub blend_temperature: Option<f64>,
+    /// The feed mix: whether the first feed page leads with the user's interest-blend image
+    /// (the default) or shows single-influencer images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = false)]
+    pub feed_blend_slot: Option<bool>,
+    /// The generator that paints this variant's generations and feed images: `stylecast` or
+    /// `magenta`. It must be loaded by the service (the default one, or one listed in
+    /// `onnx.experiment_generators`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "magenta")]
+    pub generator: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -108,6 +119,10 @@ pub enum ExperimentError {
     AnotherRunning { running: String, requested: String },
     #[error("embedding model version {0} does not exist (see GET /readyz or analytics_recommendation_coverage)")]
     UnknownModelVersion(i64),
+    #[error(
+        "generator {requested:?} is not loaded (loaded: {loaded:?}); list it in onnx.experiment_generators and restart"
+    )]
+    GeneratorNotLoaded { requested: String, loaded: Vec<String> },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -119,6 +134,8 @@ const MAX_VARIANTS: usize = 8;
 pub struct Experiments {
     pool: PgPool,
     running: RwLock<Option<(Instant, Option<Arc<Experiment>>)>>,
+    /// Generators a variant may name: those this process loaded.
+    generators: Vec<String>,
 }
 
 impl Experiments {
@@ -126,7 +143,14 @@ impl Experiments {
         Self {
             pool,
             running: RwLock::new(None),
+            generators: Vec::new(),
         }
+    }
+
+    /// The generators loaded in this process (`stylecast`, `magenta`), which variants may name.
+    pub fn with_generators(mut self, generators: Vec<String>) -> Self {
+        self.generators = generators;
+        self
     }
 
     /// The user's variant of the running experiment, if one runs. Never fails a request: when
@@ -173,6 +197,17 @@ impl Experiments {
     pub async fn define(&self, name: &str, definition: Definition) -> Result<Experiment, ExperimentError> {
         validate_name("experiment name", name)?;
         validate_variants(&definition.variants)?;
+        let unloaded = definition
+            .variants
+            .iter()
+            .filter_map(|v| v.settings.generator.as_ref())
+            .find(|g| !self.generators.contains(g));
+        if let Some(generator) = unloaded {
+            return Err(ExperimentError::GeneratorNotLoaded {
+                requested: generator.clone(),
+                loaded: self.generators.clone(),
+            });
+        }
         let versions: Vec<i64> = definition
             .variants
             .iter()

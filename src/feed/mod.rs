@@ -146,7 +146,8 @@ enum Serving {
 async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize, serving: Serving) -> Result<FeedPage, FeedError> {
     let generation = &feeds.generation;
     let assignment = generation.recommender.experiments().assign(user.as_str()).await;
-    let models = generation.models()?;
+    // The variant's generator: its encoder's styles, and its version in every slot's spec.
+    let models = generation.pipeline_for(assignment.as_ref())?.models;
     let photo = store_feeds::photo_meta(&feeds.pool, user.as_str())
         .await?
         .ok_or_else(|| FeedError::NotFound(format!("photo of user {user:?} (PUT /v1/users/{{user}}/photo first)")))?;
@@ -176,7 +177,12 @@ async fn plan(feeds: &Feeds, user: &UserRef, offset: usize, k: usize, serving: S
         model_version: models.version(),
     };
     let mut slots: Vec<PlannedSlot> = Vec::new();
-    if offset == 0 {
+    // The feed mix of the user's experiment variant: with or without the blend image.
+    let blend_slot = assignment
+        .as_ref()
+        .and_then(|a| a.treatment.feed_blend_slot)
+        .unwrap_or(true);
+    if offset == 0 && blend_slot {
         let blend = blend::interests(
             &feeds.pool,
             &generation.recommender,

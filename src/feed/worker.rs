@@ -128,7 +128,10 @@ async fn render(feeds: &Feeds, user: &str, spec: &str, origin: FeedOrigin) -> Re
     let Some(blend) = super::stored_blend(&target.blend) else {
         return Ok(Outcome::Stale);
     };
-    let pipeline = feeds.generation.pipeline()?;
+    // Painted by the generator of the user's variant, as the plan's spec assumed (a spec
+    // planned before the experiment stopped is re-planned with the default one).
+    let assignment = feeds.generation.recommender.experiments().assign(user).await;
+    let pipeline = feeds.generation.pipeline_for(assignment.as_ref())?;
     let request = GenerateRequest {
         photo: Bytes::from(target.photo),
         photo_sha256: Some(target.photo_sha256),

@@ -17,6 +17,7 @@ use super::error::GenerateError;
 use super::models::{photo_code, Models};
 use super::timing::{Stage, StageTimes};
 use crate::cache::Cache;
+use crate::experiment::Assignment;
 use crate::interest::blend::{self, Blend, BlendSource, Weighted};
 use crate::media::{self, MediaLimits, OutputFormat};
 use crate::provenance::{self, Mark};
@@ -99,6 +100,13 @@ impl StyleChoice {
     }
 }
 
+/// How a generation reaches a user: directly, under the user's experiment assignment, or
+/// as a feed slot (served with its page).
+enum Served {
+    Direct(Option<Assignment>),
+    Feed(FeedOrigin),
+}
+
 pub struct GenerateRequest {
     pub photo: Bytes,
     /// The photo's SHA-256 (hex) when the caller has it already: a feed's stored photo.
@@ -124,9 +132,13 @@ pub struct Generated {
     pub served: Option<ServedTag>,
 }
 
+#[derive(Clone, Copy)]
 pub struct Pipeline<'a> {
     pub pool: &'a PgPool,
+    /// The models this pipeline paints with.
     pub models: &'a Models,
+    /// Generators loaded beside `models` that an experiment variant may choose.
+    pub alternates: &'a [Arc<Models>],
     pub recommender: &'a Recommender,
     pub cache: &'a Arc<Cache>,
     pub settings: &'a GenerateSettings,
@@ -134,14 +146,38 @@ pub struct Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
+    /// A direct generation, painted by the generator of the user's experiment variant.
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, GenerateError> {
         let started = Instant::now();
         self.check(&request)?;
         let mut times = StageTimes::default();
-        let codes = times.time(Stage::Styles, self.usable_codes()).await?;
-        let blend = times.time(Stage::Styles, self.blend(&request, &codes)).await?;
-        self.produce(request, blend, &codes, None, Timer { started, times })
+        let assignment = self.recommender.experiments().assign(&request.user).await;
+        let generator = assignment.as_ref().and_then(|a| a.treatment.generator.as_deref());
+        let this = self.for_generator(generator)?;
+        let codes = times.time(Stage::Styles, this.usable_codes()).await?;
+        let blend = times.time(Stage::Styles, this.blend(&request, &codes)).await?;
+        let served = Served::Direct(assignment);
+        this.produce(request, blend, &codes, served, Timer { started, times })
             .await
+    }
+
+    /// This pipeline painting with the named generator (None: its own models). A variant's
+    /// generator that this process has not loaded is refused rather than silently swapped,
+    /// which would put the control's images into the variant's results.
+    pub fn for_generator(&self, generator: Option<&str>) -> Result<Self, GenerateError> {
+        let Some(name) = generator.filter(|name| *name != self.models.backend.as_str()) else {
+            return Ok(*self);
+        };
+        let models = self
+            .alternates
+            .iter()
+            .find(|m| m.backend.as_str() == name)
+            .ok_or_else(|| {
+                GenerateError::ModelsUnavailable(format!(
+                    "generator {name:?} of the user's experiment variant is not loaded here; list it in onnx.experiment_generators"
+                ))
+            })?;
+        Ok(Self { models, ..*self })
     }
 
     /// A feed image: the blend is the slot's, fixed when the feed planned it; influencers
@@ -159,7 +195,7 @@ impl Pipeline<'_> {
         if let Some(missing) = blend.weights.iter().find(|w| !codes.contains_key(&w.influencer)) {
             return Err(GenerateError::StyleWithdrawn(missing.influencer.clone()));
         }
-        self.produce(request, blend, &codes, Some(origin), Timer { started, times })
+        self.produce(request, blend, &codes, Served::Feed(origin), Timer { started, times })
             .await
     }
 
@@ -173,16 +209,16 @@ impl Pipeline<'_> {
         request: GenerateRequest,
         blend: Blend,
         codes: &BTreeMap<String, Vec<f32>>,
-        origin: Option<FeedOrigin>,
+        served: Served,
         timer: Timer,
     ) -> Result<Generated, GenerateError> {
         let Timer { started, mut times } = timer;
         let model_version = self.models.version();
         // A direct generation is a served list of one image (its id the generation's); a
         // feed's images are served with their page.
-        let assignment = match origin {
-            None => self.recommender.experiments().assign(&request.user).await,
-            Some(_) => None,
+        let (assignment, origin) = match served {
+            Served::Direct(assignment) => (assignment, None),
+            Served::Feed(origin) => (None, Some(origin)),
         };
         let looked_up = Instant::now();
         let input_sha256 = input_sha256(&request);

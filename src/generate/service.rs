@@ -10,6 +10,7 @@ use super::error::GenerateError;
 use super::models::{ModelStatus, Models};
 use super::pipeline::{GenerateSettings, Pipeline};
 use crate::cache::Cache;
+use crate::experiment::Assignment;
 use crate::media::MediaLimits;
 use crate::recommend::Recommender;
 
@@ -18,6 +19,9 @@ pub struct Generation {
     /// None when the runtime or a model file is missing (`model_status` says why).
     pub models: Option<Arc<Models>>,
     pub model_status: ModelStatus,
+    /// Other generators loaded beside the default for experiments
+    /// (`onnx.experiment_generators`), each with its own style encoder.
+    pub alternates: Vec<Arc<Models>>,
     pub recommender: Arc<Recommender>,
     pub cache: Arc<Cache>,
     pub settings: GenerateSettings,
@@ -32,10 +36,19 @@ impl Generation {
             .ok_or_else(|| GenerateError::ModelsUnavailable(self.model_status.error.clone().unwrap_or_default()))
     }
 
+    /// The pipeline over the default models; `Pipeline::for_generator` picks a variant's.
+    /// The pipeline painting with the generator of an experiment variant (the default when
+    /// it names none).
+    pub fn pipeline_for(&self, assignment: Option<&Assignment>) -> Result<Pipeline<'_>, GenerateError> {
+        self.pipeline()?
+            .for_generator(assignment.and_then(|a| a.treatment.generator.as_deref()))
+    }
+
     pub fn pipeline(&self) -> Result<Pipeline<'_>, GenerateError> {
         Ok(Pipeline {
             pool: &self.pool,
             models: self.models()?,
+            alternates: &self.alternates,
             recommender: &self.recommender,
             cache: &self.cache,
             settings: &self.settings,

@@ -14,6 +14,11 @@ pub struct OnnxSettings {
     /// onnx/eval.py), `stylecast` or `magenta`. Styles are kept per encoder version, so after
     /// a switch run `stylecast styles rebuild`.
     pub generator: String,
+    /// Generators loaded beside `generator` so that experiment variants can choose them
+    /// (`["magenta"]`); each adds its models' memory and start-up time. Their style codes are
+    /// computed when reference photos are added, and for photos already stored at start-up.
+    #[serde(default)]
+    pub experiment_generators: Vec<String>,
 }
 
 impl OnnxSettings {
@@ -45,6 +50,7 @@ mod tests {
             library_path: ".ort/libonnxruntime.so".into(),
             model_dir: "onnx".into(),
             generator: "default".into(),
+            experiment_generators: Vec::new(),
         }
     }
 

@@ -18,13 +18,13 @@ use crate::keys::Scope;
     request_body(content = Definition, example = json!({
         "variants": [
             {"name": "control", "share": 0.5, "settings": {}},
-            {"name": "sharper_blends", "share": 0.5, "settings": {"blend_temperature": 0.1, "model_version": 3}}
+            {"name": "sharper_blends", "share": 0.5, "settings": {"blend_temperature": 0.1, "model_version": 3, "feed_blend_slot": false}}
         ],
         "state": "running"
     })),
     responses(
         (status = 200, description = "The experiment as stored, with users assigned so far.", body = Experiment),
-        (status = 400, description = "`invalid_experiment` (names, shares, settings) or `unknown_model_version`.", body = ErrorBody),
+        (status = 400, description = "`invalid_experiment` (names, shares, settings), `unknown_model_version`, or `generator_not_loaded` (a variant's generator is not in `onnx.experiment_generators`).", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key.", body = ErrorBody),
         (status = 403, description = "The key lacks the `admin` scope.", body = ErrorBody),
         (status = 409, description = "`experiment_running`: another experiment runs; stop it first.", body = ErrorBody),

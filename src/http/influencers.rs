@@ -130,7 +130,8 @@ pub async fn post_photo(
     let influencer = influencer_ref(path)?;
     let models = state.generation.models()?;
     let photo = read_image_upload(&req, payload, state.media.max_bytes, "photo").await?;
-    let style = service::add_photo(&state.pool, models, state.media, influencer.as_str(), photo).await?;
+    let alternates = &state.generation.alternates;
+    let style = service::add_photo(&state.pool, models, alternates, state.media, influencer.as_str(), photo).await?;
     Ok(HttpResponse::Created().json(style))
 }
 

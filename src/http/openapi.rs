@@ -54,7 +54,7 @@ pub const API_KEY: &str = "api_key";
         (name = "styles", description = "Influencer profiles and reference photos (scope `admin` to write)."),
         (name = "generate", description = "Personalized restyling (scope `generate`)."),
         (name = "provenance", description = "Which generation made an image, from its invisible watermark (scope `read`)."),
-        (name = "experiments", description = "A/B tests over model versions and blend temperature (scope `admin` to define, `read` to list); results in the analyst views."),
+        (name = "experiments", description = "A/B tests over the ALS model version, blend temperature, feed mix and generator (scope `admin` to define, `read` to list); results in the analyst views."),
         (name = "feeds", description = "Stored user photos (scope `generate`), feeds (scope `read`) and their images (public by content hash)."),
     )
 )]

@@ -34,6 +34,9 @@ pub struct Readiness {
     cache: CacheKind,
     onnxruntime: RuntimeStatus,
     models: crate::generate::models::ModelStatus,
+    /// Generators loaded beside the default one for experiments (`onnx.experiment_generators`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    experiment_generators: Vec<crate::generate::models::ModelStatus>,
 }
 
 /// What this process can serve now.
@@ -104,6 +107,7 @@ pub async fn readyz(state: web::Data<AppState>, query: web::Query<ReadinessQuery
         cache: state.cache.live_kind().await,
         onnxruntime: onnx_runtime::status(&state.onnx.library_path),
         models: state.generation.model_status.clone(),
+        experiment_generators: state.generation.alternates.iter().map(|m| m.status()).collect(),
     };
     if readiness.ready {
         HttpResponse::Ok().json(readiness)

@@ -205,6 +205,8 @@ pub async fn erase_influencer(
         ("likes", "likes"),
         ("hides", "hides"),
         ("affinity", "affinity_activity"),
+        // Experiment generators' codes (their photos' codes go with the photos).
+        ("style_codes", "influencer_style_codes"),
         ("photos", "influencer_photos"),
         ("styles", "influencer_styles"),
     ] {

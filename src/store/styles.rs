@@ -136,25 +136,115 @@ pub async fn style(pool: &PgPool, external_id: &str) -> Result<Option<StoredStyl
         .await
 }
 
+/// The style columns with the code of encoder `$1`: the default encoder's from
+/// `influencer_styles`, an experiment generator's from `influencer_style_codes`.
+const CODED_STYLE_COLUMNS: &str = "i.external_id AS influencer, i.display_name, i.consent,
+     COALESCE(c.style_code, s.style_code) AS style_code, COALESCE(c.photo_count, s.photo_count) AS photo_count,
+     s.gram_summary, COALESCE(c.model_version, s.model_version) AS model_version,
+     COALESCE(c.updated_at, s.updated_at) AS updated_at
+     FROM influencer_styles s JOIN influencers i ON i.id = s.influencer_id
+     LEFT JOIN influencer_style_codes c ON c.influencer_id = s.influencer_id AND c.model_version = $1
+     WHERE i.consent AND (s.model_version = $1 OR c.model_version IS NOT NULL)";
+
 /// Styles usable for generation: computed by this encoder version, influencer consented.
 pub async fn usable_styles(pool: &PgPool, model_version: &str) -> Result<Vec<StoredStyle>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {STYLE_COLUMNS} WHERE i.consent AND s.model_version = $1 ORDER BY i.external_id"
+    sqlx::query_as(&format!("SELECT {CODED_STYLE_COLUMNS} ORDER BY i.external_id"))
+        .bind(model_version)
+        .fetch_all(pool)
+        .await
+}
+
+/// External ids of the influencers `usable_styles` would return, without the codes.
+pub async fn styled_influencers(pool: &PgPool, model_version: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT influencer FROM (SELECT {CODED_STYLE_COLUMNS}) styled ORDER BY influencer"
     ))
     .bind(model_version)
     .fetch_all(pool)
     .await
 }
 
-/// External ids of the influencers `usable_styles` would return, without the codes.
-pub async fn styled_influencers(pool: &PgPool, model_version: &str) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT i.external_id FROM influencer_styles s JOIN influencers i ON i.id = s.influencer_id
-         WHERE i.consent AND s.model_version = $1 ORDER BY i.external_id",
+/// The stored photo's id.
+pub async fn photo_id(pool: &PgPool, influencer_id: i64, sha256: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM influencer_photos WHERE influencer_id = $1 AND sha256 = $2")
+        .bind(influencer_id)
+        .bind(sha256)
+        .fetch_optional(pool)
+        .await
+}
+
+/// (photo id, influencer id) of the photos without a code by encoder `model_version`
+/// (an experiment generator's).
+pub async fn photos_without_code(pool: &PgPool, model_version: &str) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.id, p.influencer_id FROM influencer_photos p
+         WHERE NOT EXISTS (SELECT 1 FROM photo_style_codes c WHERE c.photo_id = p.id AND c.model_version = $1)
+         ORDER BY p.influencer_id, p.id",
     )
     .bind(model_version)
     .fetch_all(pool)
     .await
+}
+
+pub async fn photo_image(pool: &PgPool, photo_id: i64) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT image FROM influencer_photos WHERE id = $1")
+        .bind(photo_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Stores a photo's code by an experiment generator's encoder.
+pub async fn save_photo_code(
+    pool: &PgPool,
+    photo_id: i64,
+    model_version: &str,
+    code: &[f32],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO photo_style_codes (photo_id, model_version, style_code) VALUES ($1, $2, $3)
+         ON CONFLICT (photo_id, model_version) DO UPDATE SET style_code = excluded.style_code, created_at = now()",
+    )
+    .bind(photo_id)
+    .bind(model_version)
+    .bind(code)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The codes of one influencer's photos by encoder `model_version` (an experiment generator's).
+pub async fn photo_codes(pool: &PgPool, influencer_id: i64, model_version: &str) -> Result<Vec<Vec<f32>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.style_code FROM photo_style_codes c JOIN influencer_photos p ON p.id = c.photo_id
+         WHERE p.influencer_id = $1 AND c.model_version = $2 ORDER BY p.id",
+    )
+    .bind(influencer_id)
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}
+
+/// An influencer's mean code by an experiment generator's encoder.
+pub async fn save_style_code(
+    pool: &PgPool,
+    influencer_id: i64,
+    model_version: &str,
+    code: &[f32],
+    photo_count: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO influencer_style_codes (influencer_id, model_version, style_code, photo_count)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (influencer_id, model_version) DO UPDATE SET style_code = excluded.style_code,
+             photo_count = excluded.photo_count, updated_at = now()",
+    )
+    .bind(influencer_id)
+    .bind(model_version)
+    .bind(code)
+    .bind(photo_count)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Why an image was made: a caller's request, or a feed slot (with the recommendation that

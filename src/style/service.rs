@@ -1,13 +1,15 @@
 //! Influencer styles: reference photos in, mean style code and Gram summary out.
 
+use std::sync::Arc;
+
 use image::RgbImage;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::extract::photo_style;
 use super::gram;
-use crate::generate::engine::EngineError;
-use crate::generate::models::Models;
+use crate::generate::engine::{off_worker, EngineError};
+use crate::generate::models::{Models, STYLE_SIDE};
 use crate::media::{self, MediaError, MediaLimits};
 use crate::store::styles::{self, NewPhoto, StoredStyle};
 
@@ -33,10 +35,12 @@ pub async fn decode(bytes: bytes::Bytes, limits: MediaLimits) -> Result<RgbImage
         .map_err(StyleError::from)
 }
 
-/// Adds one reference photo (its features computed once) and updates the influencer's style.
+/// Adds one reference photo (its features computed once) and updates the influencer's style,
+/// by the default encoder and by those of the experiment generators (`alternates`).
 pub async fn add_photo(
     pool: &PgPool,
     models: &Models,
+    alternates: &[Arc<Models>],
     limits: MediaLimits,
     influencer: &str,
     upload: bytes::Bytes,
@@ -46,6 +50,7 @@ pub async fn add_photo(
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
     let image = decode(upload.clone(), limits).await?;
     let (width, height) = image.dimensions();
+    let for_alternates = (!alternates.is_empty()).then(|| image.clone());
     let style = photo_style(models, image).await?;
     let sha256 = hex::encode(Sha256::digest(&upload));
     styles::insert_photo(
@@ -66,6 +71,16 @@ pub async fn add_photo(
     aggregate(pool, influencer_id, &models.encoder.version)
         .await
         .map_err(|e| erased_meanwhile(e, influencer))?;
+    if let Some(image) = for_alternates {
+        let photo_id = styles::photo_id(pool, influencer_id, &sha256)
+            .await?
+            .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))?;
+        for alternate in alternates {
+            code_photo(pool, alternate, influencer_id, photo_id, &image)
+                .await
+                .map_err(|e| erased_meanwhile(e, influencer))?;
+        }
+    }
     styles::style(pool, influencer)
         .await?
         .ok_or_else(|| StyleError::UnknownInfluencer(influencer.to_string()))
@@ -95,14 +110,11 @@ async fn aggregate(pool: &PgPool, influencer_id: i64, model_version: &str) -> Re
         return Ok(0);
     }
     let n = photos.len() as f32;
-    let mut mean_code = vec![0.0f32; photos[0].0.len()];
-    let mut summaries: Vec<Vec<gram::GramSummary>> = Vec::new();
-    for (code, summary) in &photos {
-        for (m, c) in mean_code.iter_mut().zip(code) {
-            *m += c / n;
-        }
-        summaries.push(serde_json::from_value(summary.clone()).unwrap_or_default());
-    }
+    let mean_code = mean_code(photos.iter().map(|(code, _)| code.as_slice()));
+    let summaries: Vec<Vec<gram::GramSummary>> = photos
+        .iter()
+        .map(|(_, summary)| serde_json::from_value(summary.clone()).unwrap_or_default())
+        .collect();
     let layers = summaries[0].len();
     let mean_summary: Vec<gram::GramSummary> = (0..layers)
         .map(|layer| {
@@ -130,14 +142,72 @@ async fn aggregate(pool: &PgPool, influencer_id: i64, model_version: &str) -> Re
     Ok(photos.len())
 }
 
+/// The element-wise mean of equally long codes (empty for none).
+fn mean_code<'a>(codes: impl ExactSizeIterator<Item = &'a [f32]>) -> Vec<f32> {
+    let n = codes.len() as f32;
+    let mut mean: Vec<f32> = Vec::new();
+    for code in codes {
+        mean.resize(code.len(), 0.0);
+        for (m, c) in mean.iter_mut().zip(code) {
+            *m += c / n;
+        }
+    }
+    mean
+}
+
+/// One photo's code by an experiment generator's encoder, then that influencer's mean code
+/// by it. (Its Gram summary is the default encoder's: VGG19 serves every generator.)
+async fn code_photo(
+    pool: &PgPool,
+    models: &Models,
+    influencer_id: i64,
+    photo_id: i64,
+    image: &RgbImage,
+) -> Result<(), StyleError> {
+    let image = image.clone();
+    let square = off_worker(move || media::square(&image, STYLE_SIDE)).await?;
+    let code = models.style_code(&square).await?;
+    let version = &models.encoder.version;
+    styles::save_photo_code(pool, photo_id, version, &code).await?;
+    let codes = styles::photo_codes(pool, influencer_id, version).await?;
+    let mean = mean_code(codes.iter().map(Vec::as_slice));
+    styles::save_style_code(pool, influencer_id, version, &mean, codes.len() as i32).await?;
+    Ok(())
+}
+
+/// Codes by an experiment generator's encoder for every stored photo that has none: photos
+/// added before the generator was loaded. A code depends only on the photo and the encoder
+/// version, so this is also that encoder's rebuild. Returns the photos coded.
+pub async fn encode_missing(pool: &PgPool, models: &Models) -> Result<usize, StyleError> {
+    let missing = styles::photos_without_code(pool, &models.encoder.version).await?;
+    let mut coded = 0;
+    for (photo_id, influencer_id) in missing {
+        // Erased since the listing: nothing to code.
+        let Some(bytes) = styles::photo_image(pool, photo_id).await? else {
+            continue;
+        };
+        let image = stored_photo(bytes).await?;
+        match code_photo(pool, models, influencer_id, photo_id, &image).await {
+            Ok(()) => coded += 1,
+            Err(StyleError::Database(sqlx::Error::Database(db))) if db.is_foreign_key_violation() => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(coded)
+}
+
 /// Features of a photo already accepted (and so within the limits at upload time).
 async fn stored_photo_style(models: &Models, bytes: Vec<u8>) -> Result<super::extract::PhotoStyle, StyleError> {
+    Ok(photo_style(models, stored_photo(bytes).await?).await?)
+}
+
+/// A photo already accepted (and so within the limits at upload time), decoded.
+async fn stored_photo(bytes: Vec<u8>) -> Result<RgbImage, StyleError> {
     let limits = MediaLimits {
         max_bytes: usize::MAX,
         ..MediaLimits::default()
     };
-    let image = decode(bytes.into(), limits).await?;
-    Ok(photo_style(models, image).await?)
+    decode(bytes.into(), limits).await
 }
 
 /// Recomputes every photo's features with the current models, then the influencer's style.

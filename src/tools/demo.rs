@@ -122,7 +122,8 @@ pub async fn load_influencers(
             for file in &influencer.files {
                 let path = dir.join(&file.file);
                 let bytes = std::fs::read(&path).map_err(|source| DemoError::Read { path, source })?;
-                service::add_photo(pool, models, limits, &influencer.id, Bytes::from(bytes)).await?;
+                // Experiment generators' codes are added by the service when it starts.
+                service::add_photo(pool, models, &[], limits, &influencer.id, Bytes::from(bytes)).await?;
             }
             report.computed += 1;
         }

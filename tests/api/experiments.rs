@@ -247,7 +247,11 @@ async fn blends_honour_the_variant_temperature_and_images_are_served_lists() {
     let (status, _) = put_experiment(
         &app,
         "temperature",
-        &two_variants("control", "sharp", json!({"blend_temperature": 0.01})),
+        &two_variants(
+            "control",
+            "sharp",
+            json!({"blend_temperature": 0.01, "feed_blend_slot": false}),
+        ),
     )
     .await;
     assert_eq!(status, 200);
@@ -302,6 +306,13 @@ async fn blends_honour_the_variant_temperature_and_images_are_served_lists() {
     assert_eq!(page["experiment"], "temperature");
     assert_eq!(page["variant"].as_str(), header("x-variant").as_deref());
     let page_id = page["served_id"].as_str().expect("served_id").to_string();
+    // The feed mix follows the variant: the blend image leads the control's first page only.
+    let has_blend = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|i| i["slot"] == "blend");
+    assert_eq!(has_blend, page["variant"] == "control", "{page}");
     served_lists(&app, 18).await;
     let surface = |id: String| {
         let pool = app.pool.clone();
@@ -487,4 +498,114 @@ async fn served_lists_older_than_the_retention_go_and_erasure_takes_a_users_list
             .await,
         0
     );
+}
+
+/// `generator` is a variant setting: the experiment's users are painted by Magenta, loaded
+/// beside the default generator with its own style codes, in generations and feed images.
+#[tokio::test]
+async fn the_generator_is_a_variant_painted_with_its_own_style_codes() {
+    // Photos stored before the second generator was loaded get its codes at start-up.
+    let earlier = app().await;
+    add_influencer(&earlier, "neon_nova").await;
+    let (status, refused) = put_experiment(
+        &earlier,
+        "painter",
+        &two_variants("control", "magenta", json!({"generator": "magenta"})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("generator_not_loaded")),
+        "{refused}"
+    );
+    let database = earlier.database_url.clone();
+    let app = spawn_app_with(|s| {
+        s.database.url = secrecy::SecretString::from(database);
+        s.onnx.experiment_generators = vec!["magenta".into()];
+        s.served.flush_interval_ms = 20;
+        s.auth.rate_limit_per_sec = 0;
+    })
+    .await;
+    let coded = || earlier.count("SELECT count(*) FROM influencer_style_codes c WHERE c.photo_count = 3");
+    for _ in 0..300 {
+        if coded().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(coded().await, 1, "neon_nova's three photos coded by Magenta's encoder");
+    // Photos added now are coded by both encoders at once.
+    add_influencer(&app, "noir_nadia").await;
+    assert_eq!(coded().await, 2);
+    assert_eq!(earlier.count("SELECT count(*) FROM photo_style_codes").await, 6);
+
+    let (status, _) = put_experiment(
+        &app,
+        "painter",
+        &two_variants("control", "magenta", json!({"generator": "magenta"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let t = days_ago(1.0);
+    let events: Vec<Value> = (0..12)
+        .map(|u| event(&format!("p{u}"), &format!("painted{u}"), "noir_nadia", "like", &t))
+        .collect();
+    assert_eq!(app.post_events(&Value::Array(events)).await.status(), 200);
+    // variant → (the version that painted its users, one of its users)
+    let mut painted = std::collections::BTreeMap::<String, (String, String)>::new();
+    for u in 0..12 {
+        let user = format!("painted{u}");
+        let response = generate(&app, &[("user", user.as_str()), ("size", "64")], read(CONTENT)).await;
+        assert_eq!(response.status(), 200);
+        let header = |name: &str| response.headers()[name].to_str().expect("ascii").to_string();
+        let (variant, version, id) = (
+            header("x-variant"),
+            header("x-model-version"),
+            header("x-generation-id"),
+        );
+        let recorded = format!("SELECT count(*) FROM generations WHERE id = '{id}' AND model_version = '{version}'");
+        assert_eq!(
+            earlier.count(&recorded).await,
+            1,
+            "recorded with the version that painted it"
+        );
+        let (seen, _) = painted.entry(variant).or_insert((version.clone(), user));
+        assert_eq!(*seen, version, "one generator per variant");
+    }
+    let (control, magenta) = (&painted["control"], &painted["magenta"]);
+    let (_, ready) = app.get_json("/readyz").await;
+    let default_generator = ready["models"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v[0] == "generator")
+        .and_then(|v| v[1].as_str())
+        .expect("the default generator's version")
+        .to_string();
+    assert!(control.0.starts_with(&default_generator), "{ready} {control:?}");
+    assert!(!magenta.0.starts_with(&default_generator), "{magenta:?}");
+    assert_eq!(ready["experiment_generators"][0]["generator"], "magenta", "{ready}");
+
+    // Feed images of each variant's user are painted by that variant's generator.
+    for (version, user) in [control, magenta] {
+        assert_eq!(put_photo(&app, user, read(CONTENT)).await.0, 201);
+        crate::feed::until_ready(&app, user, Duration::from_secs(120)).await;
+        let feed_images =
+            format!("SELECT count(*) FROM generations WHERE user_external_id = '{user}' AND feed_slot IS NOT NULL");
+        let by_version = format!("{feed_images} AND model_version = '{version}'");
+        assert!(earlier.count(&feed_images).await >= 1);
+        assert_eq!(
+            earlier.count(&feed_images).await,
+            earlier.count(&by_version).await,
+            "{user}"
+        );
+    }
+
+    // Stopped: everyone is painted by the default generator again.
+    let mut stop = two_variants("control", "magenta", json!({"generator": "magenta"}));
+    stop["state"] = json!("stopped");
+    assert_eq!(put_experiment(&app, "painter", &stop).await.0, 200);
+    let response = generate(&app, &[("user", magenta.1.as_str()), ("size", "64")], read(CONTENT)).await;
+    let version = response.headers()["x-model-version"].to_str().expect("ascii");
+    assert!(version.starts_with(&default_generator), "{version}");
 }
