@@ -38,9 +38,54 @@ fn joined(items: &[Option<String>]) -> String {
         .join("\u{1f}")
 }
 
+/// Lists served this long before an erasure may still be in flight when it runs.
+const IN_FLIGHT: &str = "1 minute";
+
+/// Users of `rows` erased since shortly before their list was served: their lists were
+/// queued while the erasure ran (it writes what was queued before it starts) and must not
+/// bring the person back. Skipped at the cost of one index probe when nobody was erased
+/// lately.
+async fn erased_meanwhile(
+    tx: &mut sqlx::PgConnection,
+    rows: &[ServedRow],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let Some(first) = rows.iter().map(|r| r.served_at).min() else {
+        return Ok(Default::default());
+    };
+    let recent: bool = sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM erasure_log WHERE subject_kind = 'user' AND erased_at >= $1 - interval '{IN_FLIGHT}')"
+    ))
+    .bind(first)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !recent {
+        return Ok(Default::default());
+    }
+    let users: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.served_at).collect();
+    // The log keeps hex SHA-256 of the deployment's salt and the id (erasure::ErasureLog).
+    let erased: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT r.u FROM unnest($1::text[], $2::timestamptz[]) AS r(u, t), erasure_salt s
+         WHERE EXISTS (SELECT 1 FROM erasure_log e
+                       WHERE e.subject_kind = 'user'
+                         AND e.subject_hash = encode(sha256(s.salt || convert_to(r.u, 'UTF8')), 'hex')
+                         AND e.erased_at >= r.t - interval '{IN_FLIGHT}')"
+    ))
+    .bind(&users)
+    .bind(&times)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(erased.into_iter().collect())
+}
+
 /// Inserts the lists and, for those an experiment served, the user's assignment (the first
-/// exposure wins; assignment is deterministic, so later ones agree). One transaction.
+/// exposure wins; assignment is deterministic, so later ones agree). One transaction. Lists
+/// of users erased meanwhile are left out.
 pub async fn insert(pool: &PgPool, rows: &[ServedRow]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let erased = erased_meanwhile(&mut tx, rows).await?;
+    let kept: Vec<&ServedRow> = rows.iter().filter(|r| !erased.contains(&r.user)).collect();
+    let rows = kept;
     let mut ids = Vec::with_capacity(rows.len());
     let mut surfaces = Vec::with_capacity(rows.len());
     let mut users = Vec::with_capacity(rows.len());
@@ -50,7 +95,7 @@ pub async fn insert(pool: &PgPool, rows: &[ServedRow]) -> Result<(), sqlx::Error
     let mut experiments = Vec::with_capacity(rows.len());
     let mut variants = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len());
-    for row in rows {
+    for row in &rows {
         ids.push(row.id);
         surfaces.push(row.surface);
         users.push(row.user.as_str());
@@ -61,7 +106,6 @@ pub async fn insert(pool: &PgPool, rows: &[ServedRow]) -> Result<(), sqlx::Error
         variants.push(row.assignment.as_ref().map(|a| a.1.as_str()));
         times.push(row.served_at);
     }
-    let mut tx = pool.begin().await?;
     // Impressions are analytics, not acknowledged data: the commit need not wait for the WAL
     // flush (a crash loses at most the last moments' lists, never an event), which keeps
     // the writer's fsyncs off the disk the request path shares.

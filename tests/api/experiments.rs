@@ -498,6 +498,36 @@ async fn served_lists_older_than_the_retention_go_and_erasure_takes_a_users_list
             .await,
         0
     );
+    // A list served just before the erasure but written after it (queued while it ran) is
+    // left out; another user's list in the same batch is kept.
+    let list = |user: &str| stylecast::store::served::ServedRow {
+        id: uuid::Uuid::new_v4(),
+        surface: "recommendations",
+        user: user.to_string(),
+        influencers: vec![Some("I0".into())],
+        image_ids: vec![None],
+        model_version: None,
+        assignment: Some(("erase_me".into(), "a".into())),
+        served_at: chrono::Utc::now() - chrono::Duration::seconds(2),
+    };
+    stylecast::store::served::insert(&app.pool, &[list("crowd0"), list("crowd1")])
+        .await
+        .expect("insert");
+    let of = |user: &str| {
+        format!(
+            "SELECT (SELECT count(*) FROM served_lists WHERE user_external_id = '{user}')
+                  + (SELECT count(*) FROM experiment_assignments WHERE user_external_id = '{user}')"
+        )
+    };
+    assert_eq!(
+        app.count(&of("crowd0")).await,
+        0,
+        "nothing of the erased user comes back"
+    );
+    assert!(
+        app.count(&of("crowd1")).await >= 2,
+        "the other user's list and assignment are written"
+    );
 }
 
 /// `generator` is a variant setting: the experiment's users are painted by Magenta, loaded
