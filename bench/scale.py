@@ -75,9 +75,10 @@ def embed(binary, db):
     result = run(["/usr/bin/time", "-v", binary, "embed"], {"DATABASE_URL": f"{SERVER}/{db}"})
     seconds = time.perf_counter() - started
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    train = re.search(r"trained in ([\d.]+)\s*s", result.stdout)
-    return {"seconds": seconds, "peak_rss_mb": peak_kb / 1024, "train_seconds": float(train.group(1)) if train else None,
-            "output": result.stdout.strip()}
+    phase = {name: re.search(rf"{name} in ([\d.]+)\s*s", result.stdout) for name in ("loaded", "trained", "written")}
+    figure = {name: float(m.group(1)) if m else None for name, m in phase.items()}
+    return {"seconds": seconds, "peak_rss_mb": peak_kb / 1024, "train_seconds": figure["trained"],
+            "load_seconds": figure["loaded"], "write_seconds": figure["written"], "output": result.stdout.strip()}
 
 
 def implicit_fit(db, factors=64, regularization=0.05, alpha=10.0, iterations=15, threads=None):

@@ -217,12 +217,14 @@ async fn embed(settings: &Settings, args: &EmbedArgs) -> anyhow::Result<()> {
     }
     let (report, factors) = build_embeddings(settings, &pool).await?;
     println!(
-        "embedding model v{}: {} users x {} influencers, {} interactions, {factors} factors; trained in {:.2}s, {:.2}s in all",
+        "embedding model v{}: {} users x {} influencers, {} interactions, {factors} factors; loaded in {:.2}s, trained in {:.2}s, written in {:.2}s, {:.2}s in all",
         report.version,
         report.users,
         report.influencers,
         report.interactions,
+        report.load_seconds,
         report.train_seconds,
+        report.write_seconds,
         report.total_seconds
     );
     Ok(())

@@ -46,7 +46,11 @@ pub struct EmbedReport {
     pub users: usize,
     pub influencers: usize,
     pub interactions: usize,
+    /// Streaming the affinity out of Postgres into the matrix.
+    pub load_seconds: f64,
     pub train_seconds: f64,
+    /// Writing both sides' vectors and publishing the version.
+    pub write_seconds: f64,
     pub total_seconds: f64,
 }
 
@@ -96,6 +100,7 @@ async fn build(
 ) -> Result<EmbedReport, EmbedError> {
     progress(Stage::Loading);
     let matrix = load_matrix(pool).await?;
+    let load_seconds = started.elapsed().as_secs_f64();
     if matrix.cells.is_empty() {
         return Err(EmbedError::NoData);
     }
@@ -123,6 +128,7 @@ async fn build(
     let train_seconds = train_started.elapsed().as_secs_f64();
 
     progress(Stage::Writing);
+    let write_started = Instant::now();
     let version = vectors::begin_build(pool, params, vectors::Trainer::Native).await?;
     vectors::copy_vectors(
         pool,
@@ -145,7 +151,9 @@ async fn build(
         users: user_ids.len(),
         influencers: influencer_ids.len(),
         interactions,
+        load_seconds,
         train_seconds,
+        write_seconds: write_started.elapsed().as_secs_f64(),
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }

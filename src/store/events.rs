@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 
+use super::binary_copy::BinaryCopy;
 use crate::ingest::event::Toggle;
 use crate::ingest::state::{ResolvedEvent, ToggleKey, ToggleState};
 
@@ -102,73 +103,12 @@ async fn copy_events(conn: &mut PgConnection, events: &[&ResolvedEvent]) -> Resu
     .await
 }
 
-/// Streams `rows` to a `COPY … FROM STDIN (FORMAT binary)` statement. sqlx streams COPY data
-/// but leaves its encoding to the caller, and no maintained crate encodes it for sqlx (pgcopy
-/// is a 0.0.2 sketch; postgres-binary-copy needs the `postgres` driver), so `BinaryCopy`
-/// writes PostgreSQL's documented format (COPY, "Binary Format") for the five types used.
+/// Streams `rows` to a `COPY … FROM STDIN (FORMAT binary)` statement.
 async fn copy_in(conn: &mut PgConnection, statement: &str, rows: BinaryCopy) -> Result<(), sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
     copy.send(rows.finish()).await?;
     copy.finish().await?;
     Ok(())
-}
-
-/// Rows in COPY's binary format: a signature and header, then per row a field count and
-/// each field as a length-prefixed big-endian value (-1 for NULL), then a -1 trailer.
-struct BinaryCopy(Vec<u8>);
-
-impl BinaryCopy {
-    /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01 UTC.
-    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-    fn with_capacity(bytes: usize) -> Self {
-        let mut data = Vec::with_capacity(bytes + 21);
-        data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        data.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
-        data.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-        Self(data)
-    }
-
-    fn row(&mut self, fields: i16) {
-        self.0.extend_from_slice(&fields.to_be_bytes());
-    }
-
-    fn field(&mut self, value: &[u8]) {
-        self.0.extend_from_slice(&(value.len() as i32).to_be_bytes());
-        self.0.extend_from_slice(value);
-    }
-
-    /// Text, and enum labels (an enum's binary form is its label).
-    fn text(&mut self, value: Option<&str>) {
-        match value {
-            Some(text) => self.field(text.as_bytes()),
-            None => self.0.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-    }
-
-    fn int8(&mut self, value: i64) {
-        self.field(&value.to_be_bytes());
-    }
-
-    fn uuid(&mut self, value: Option<uuid::Uuid>) {
-        match value {
-            Some(id) => self.field(id.as_bytes()),
-            None => self.0.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-    }
-
-    fn float4(&mut self, value: f32) {
-        self.field(&value.to_be_bytes());
-    }
-
-    fn timestamptz(&mut self, value: DateTime<Utc>) {
-        self.int8(value.timestamp_micros() - Self::PG_EPOCH_MICROS);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.0.extend_from_slice(&(-1i16).to_be_bytes());
-        self.0
-    }
 }
 
 struct ToggleColumns {

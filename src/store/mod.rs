@@ -4,6 +4,7 @@
 //! integration tests against a real database (migrations/README.md).
 
 pub mod affinity;
+pub mod binary_copy;
 pub mod erasure;
 pub mod events;
 pub mod experiments;
