@@ -224,7 +224,9 @@ mod tests {
     fn a_truncated_or_foreign_stream_is_an_error() {
         let stream = triple_stream(&[(1, 2, 3.0)]);
         let mut reader = TripleReader::default();
-        reader.feed(&stream[..stream.len() - 2], |_, _, _| {}).expect("so far so good");
+        reader
+            .feed(&stream[..stream.len() - 2], |_, _, _| {})
+            .expect("so far so good");
         assert!(reader.finish().is_err());
         let mut reader = TripleReader::default();
         assert!(reader.feed(b"1\t2\t3.0\n and more text", |_, _, _| {}).is_err());
