@@ -6,6 +6,7 @@
 //! i.e. (YᵀY + λI + Σ_{i∈u} (c_ui − 1) y_i y_iᵀ) x = Σ_{i∈u} c_ui y_i; items likewise.
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
+use pulp::{Arch, Simd, WithSimd};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -85,28 +86,34 @@ impl Confidences {
         (&self.indices[start..end], &self.values[start..end])
     }
 
+    /// The transpose by a counting pass: rows are visited in order, so each column's
+    /// entries come out sorted by row without a sort of all cells.
     pub fn transpose(&self) -> Self {
-        let mut triples = Vec::with_capacity(self.nnz());
-        for row in 0..self.rows {
-            let (cols, values) = self.row(row);
-            for (&col, &value) in cols.iter().zip(values) {
-                triples.push((col, row as u32, value));
-            }
-        }
-        triples.sort_by_key(|t| (t.0, t.1));
         let mut indptr = vec![0usize; self.cols + 1];
-        for t in &triples {
-            indptr[t.0 as usize + 1] += 1;
+        for &col in &self.indices {
+            indptr[col as usize + 1] += 1;
         }
         for i in 0..self.cols {
             indptr[i + 1] += indptr[i];
+        }
+        let mut next = indptr.clone();
+        let mut indices = vec![0u32; self.nnz()];
+        let mut values = vec![0f32; self.nnz()];
+        for row in 0..self.rows {
+            let (cols, row_values) = self.row(row);
+            for (&col, &value) in cols.iter().zip(row_values) {
+                let at = next[col as usize];
+                indices[at] = row as u32;
+                values[at] = value;
+                next[col as usize] += 1;
+            }
         }
         Self {
             rows: self.cols,
             cols: self.rows,
             indptr,
-            indices: triples.iter().map(|t| t.1).collect(),
-            values: triples.iter().map(|t| t.2).collect(),
+            indices,
+            values,
         }
     }
 }
@@ -158,18 +165,28 @@ fn solve_all(
     steps: usize,
 ) {
     let yty = gramian(fixed, params.regularization);
-    let factors = params.factors;
     let fixed_rows = fixed.as_standard_layout();
-    let fixed_slice = fixed_rows.as_slice().unwrap_or(&[]);
-    let yty_slice = yty.as_slice().unwrap_or(&[]);
+    let system = System {
+        yty: yty.as_slice().unwrap_or(&[]),
+        fixed: fixed_rows.as_slice().unwrap_or(&[]),
+        factors: params.factors,
+    };
+    let arch = Arch::new();
     if let Some(rows) = solving.as_slice_mut() {
         // One scratch per rayon task rather than four allocations per row: a million users
         // are 64M allocations over a 15-iteration build.
-        rows.par_chunks_mut(factors).enumerate().for_each_init(
-            || Scratch::new(factors),
+        rows.par_chunks_mut(params.factors).enumerate().for_each_init(
+            || Scratch::new(params.factors),
             |scratch, (row, x)| {
-                let (cols, values) = confidences.row(row);
-                conjugate_gradient(x, yty_slice, fixed_slice, factors, cols, values, steps, scratch);
+                let (cols, conf) = confidences.row(row);
+                arch.dispatch(Solve {
+                    x,
+                    system: &system,
+                    cols,
+                    conf,
+                    steps,
+                    scratch,
+                });
             },
         );
     }
@@ -180,43 +197,114 @@ fn solve_all(
 pub fn fold_in(fixed: &ArrayView2<'_, f32>, yty: &Array2<f32>, cols: &[u32], confidences: &[f32]) -> Vec<f32> {
     let factors = fixed.ncols();
     let fixed_rows = fixed.as_standard_layout();
+    let system = System {
+        yty: yty.as_slice().unwrap_or(&[]),
+        fixed: fixed_rows.as_slice().unwrap_or(&[]),
+        factors,
+    };
     let mut x = vec![0.0f32; factors];
-    conjugate_gradient(
-        &mut x,
-        yty.as_slice().unwrap_or(&[]),
-        fixed_rows.as_slice().unwrap_or(&[]),
-        factors,
+    Arch::new().dispatch(Solve {
+        x: &mut x,
+        system: &system,
         cols,
-        confidences,
-        factors,
-        &mut Scratch::new(factors),
-    );
+        conf: confidences,
+        steps: factors,
+        scratch: &mut Scratch::new(factors),
+    });
     x
 }
 
-/// ndarray's dot: unrolled over eight accumulators, so it vectorises, where a plain
-/// iterator sum of f32 must keep its order and runs one lane at a time.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    ArrayView1::from(a).dot(&ArrayView1::from(b))
+/// What every row's least-squares problem shares: YᵀY + λI and the fixed side's rows, each
+/// `factors` long, row-major.
+struct System<'a> {
+    yty: &'a [f32],
+    fixed: &'a [f32],
+    factors: usize,
+}
+
+impl System<'_> {
+    #[inline(always)]
+    fn fixed_row(&self, index: u32) -> &[f32] {
+        let start = index as usize * self.factors;
+        &self.fixed[start..start + self.factors]
+    }
+}
+
+/// One row's solve, run by `Arch::dispatch` so that every kernel below is compiled for the
+/// widest vector unit the CPU has (AVX2 and FMA on current x86) while the binary still runs
+/// on any x86-64: a build spends nearly all its time in these 64-long dots and updates.
+struct Solve<'a> {
+    x: &'a mut [f32],
+    system: &'a System<'a>,
+    cols: &'a [u32],
+    conf: &'a [f32],
+    steps: usize,
+    scratch: &'a mut Scratch,
+}
+
+impl WithSimd for Solve<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        conjugate_gradient(simd, self);
+    }
+}
+
+/// a·b over two accumulators, so consecutive multiply-adds do not wait on each other.
+#[inline(always)]
+fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let (a_lanes, a_tail) = S::as_simd_f32s(a);
+    let (b_lanes, b_tail) = S::as_simd_f32s(b);
+    let (mut even, mut odd) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let mut pairs_a = a_lanes.chunks_exact(2);
+    let mut pairs_b = b_lanes.chunks_exact(2);
+    for (x, y) in (&mut pairs_a).zip(&mut pairs_b) {
+        even = simd.mul_add_e_f32s(x[0], y[0], even);
+        odd = simd.mul_add_e_f32s(x[1], y[1], odd);
+    }
+    for (x, y) in pairs_a.remainder().iter().zip(pairs_b.remainder()) {
+        even = simd.mul_add_e_f32s(*x, *y, even);
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    simd.reduce_sum_f32s(simd.add_f32s(even, odd)) + tail
+}
+
+/// out += scale · y.
+#[inline(always)]
+fn add_scaled<S: Simd>(simd: S, out: &mut [f32], scale: f32, y: &[f32]) {
+    let (out_lanes, out_tail) = S::as_mut_simd_f32s(out);
+    let (y_lanes, y_tail) = S::as_simd_f32s(y);
+    let scale_lanes = simd.splat_f32s(scale);
+    for (o, y) in out_lanes.iter_mut().zip(y_lanes) {
+        *o = simd.mul_add_e_f32s(scale_lanes, *y, *o);
+    }
+    for (o, y) in out_tail.iter_mut().zip(y_tail) {
+        *o += scale * y;
+    }
+}
+
+/// out = YtY·v as a sum of YtY's rows scaled by v (YtY is symmetric): no horizontal sums.
+#[inline(always)]
+fn gram_times<S: Simd>(simd: S, out: &mut [f32], system: &System<'_>, v: &[f32]) {
+    out.fill(0.0);
+    for (row, &vk) in system.yty.chunks_exact(system.factors).zip(v) {
+        add_scaled(simd, out, vk, row);
+    }
 }
 
 /// A·v = YtY·v + Σ (c − 1)(y_i·v) y_i, written into `out`.
-fn apply(out: &mut [f32], v: &[f32], yty: &[f32], fixed: &[f32], f: usize, cols: &[u32], conf: &[f32]) {
-    for (d, o) in out.iter_mut().enumerate() {
-        *o = dot(&yty[d * f..(d + 1) * f], v);
-    }
+#[inline(always)]
+fn apply<S: Simd>(simd: S, out: &mut [f32], v: &[f32], system: &System<'_>, cols: &[u32], conf: &[f32]) {
+    gram_times(simd, out, system, v);
     for (&col, &c) in cols.iter().zip(conf) {
-        let y = &fixed[col as usize * f..(col as usize + 1) * f];
-        let scale = (c - 1.0) * dot(y, v);
-        for (o, yv) in out.iter_mut().zip(y) {
-            *o += scale * yv;
-        }
+        let y = system.fixed_row(col);
+        add_scaled(simd, out, (c - 1.0) * dot(simd, y, v), y);
     }
 }
 
-/// The CG vectors of one solve: residual, search direction and A times each.
+/// The CG vectors of one solve: residual, search direction and A times it.
 struct Scratch {
-    ax: Vec<f32>,
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
@@ -225,7 +313,6 @@ struct Scratch {
 impl Scratch {
     fn new(factors: usize) -> Self {
         Self {
-            ax: vec![0.0; factors],
             r: vec![0.0; factors],
             p: vec![0.0; factors],
             ap: vec![0.0; factors],
@@ -233,48 +320,45 @@ impl Scratch {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conjugate_gradient(
-    x: &mut [f32],
-    yty: &[f32],
-    fixed: &[f32],
-    f: usize,
-    cols: &[u32],
-    conf: &[f32],
-    steps: usize,
-    scratch: &mut Scratch,
-) {
-    let Scratch { ax, r, p, ap } = scratch;
-    apply(ax, x, yty, fixed, f, cols, conf);
-    // r = b − A·x with b = Σ c y_i.
-    for (ri, v) in r.iter_mut().zip(ax.iter()) {
-        *ri = -v;
+#[inline(always)]
+fn conjugate_gradient<S: Simd>(simd: S, solve: Solve<'_>) {
+    let Solve {
+        x,
+        system,
+        cols,
+        conf,
+        steps,
+        scratch: Scratch { r, p, ap },
+    } = solve;
+    // r = b − A·x with b = Σ c y_i, in one pass over the rows y_i (each pass over them is
+    // what a solve pays for: at a million users they are random reads):
+    // r = −YtY·x + Σ (c − (c − 1)(y_i·x)) y_i.
+    gram_times(simd, r, system, x);
+    for ri in r.iter_mut() {
+        *ri = -*ri;
     }
     for (&col, &c) in cols.iter().zip(conf) {
-        let y = &fixed[col as usize * f..(col as usize + 1) * f];
-        for (ri, yv) in r.iter_mut().zip(y) {
-            *ri += c * yv;
-        }
+        let y = system.fixed_row(col);
+        add_scaled(simd, r, c - (c - 1.0) * dot(simd, y, x), y);
     }
     p.copy_from_slice(r);
-    let mut rs_old = dot(r, r);
+    let mut rs_old = dot(simd, r, r);
     for _ in 0..steps {
         if rs_old < 1e-20 {
             break;
         }
-        apply(ap, p, yty, fixed, f, cols, conf);
-        let denominator = dot(p, ap);
+        apply(simd, ap, p, system, cols, conf);
+        let denominator = dot(simd, p, ap);
         if denominator <= 0.0 || !denominator.is_finite() {
             break;
         }
         let step = rs_old / denominator;
-        for d in 0..f {
-            x[d] += step * p[d];
-            r[d] -= step * ap[d];
-        }
-        let rs_new = dot(r, r);
-        for d in 0..f {
-            p[d] = r[d] + (rs_new / rs_old) * p[d];
+        add_scaled(simd, x, step, p);
+        add_scaled(simd, r, -step, ap);
+        let rs_new = dot(simd, r, r);
+        let keep = rs_new / rs_old;
+        for (pd, rd) in p.iter_mut().zip(r.iter()) {
+            *pd = rd + keep * *pd;
         }
         rs_old = rs_new;
     }

@@ -100,7 +100,6 @@ async fn build(
 ) -> Result<EmbedReport, EmbedError> {
     progress(Stage::Loading);
     let matrix = load_matrix(pool).await?;
-    let load_seconds = started.elapsed().as_secs_f64();
     if matrix.cells.is_empty() {
         return Err(EmbedError::NoData);
     }
@@ -111,6 +110,7 @@ async fn build(
     } = matrix;
     let data = Confidences::from_triples(user_ids.len(), influencer_ids.len(), dense, params.alpha);
     let interactions = data.nnz();
+    let load_seconds = started.elapsed().as_secs_f64();
 
     let train_params = *params;
     let train_started = Instant::now();
