@@ -11,6 +11,7 @@ use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stylecast::interest::als::{self, AlsParams, Confidences};
+use stylecast::tools::seed::skewed_influencer;
 
 #[derive(Parser)]
 struct Args {
@@ -28,16 +29,16 @@ struct Args {
     repeats: usize,
 }
 
-/// The affinity weights of the seed's event kinds, drawn with its kind shares.
+/// Users and influencers drawn as `stylecast seed` draws them; each event's affinity is one of a
+/// few values between a view's 0.3 and 3 (the solver's cost depends on the cells, not on them).
 fn draw_matrix(args: &Args, alpha: f32) -> Confidences {
     let mut rng = StdRng::seed_from_u64(20261207);
-    let weights = [0.3f32, 0.3, 0.3, 1.0, 1.0, 2.0, 3.0];
+    let affinities = [0.3f32, 0.3, 0.3, 1.0, 1.0, 2.0, 3.0];
     let triples = (0..args.events)
         .map(|_| {
             let user = rng.random_range(0..args.users) as u32;
-            let skew: f64 = rng.random::<f64>().powi(3);
-            let influencer = ((skew * args.influencers as f64) as usize).min(args.influencers - 1) as u32;
-            (user, influencer, weights[rng.random_range(0..weights.len())])
+            let influencer = skewed_influencer(&mut rng, args.influencers) as u32;
+            (user, influencer, affinities[rng.random_range(0..affinities.len())])
         })
         .collect();
     Confidences::from_triples(args.users, args.influencers, triples, alpha)

@@ -5,7 +5,7 @@
 //! A user's vector minimises Σ_i c_ui (p_ui − xᵀy_i)² + λ‖x‖² with p_ui = 1 where r_ui > 0,
 //! i.e. (YᵀY + λI + Σ_{i∈u} (c_ui − 1) y_i y_iᵀ) x = Σ_{i∈u} c_ui y_i; items likewise.
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, CowArray, Ix2};
 use pulp::{Arch, Simd, WithSimd};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -166,11 +166,7 @@ fn solve_all(
 ) {
     let yty = gramian(fixed, params.regularization);
     let fixed_rows = fixed.as_standard_layout();
-    let system = System {
-        yty: yty.as_slice().unwrap_or(&[]),
-        fixed: fixed_rows.as_slice().unwrap_or(&[]),
-        factors: params.factors,
-    };
+    let system = System::new(&yty, &fixed_rows);
     let arch = Arch::new();
     if let Some(rows) = solving.as_slice_mut() {
         // One scratch per rayon task rather than four allocations per row: a million users
@@ -197,11 +193,7 @@ fn solve_all(
 pub fn fold_in(fixed: &ArrayView2<'_, f32>, yty: &Array2<f32>, cols: &[u32], confidences: &[f32]) -> Vec<f32> {
     let factors = fixed.ncols();
     let fixed_rows = fixed.as_standard_layout();
-    let system = System {
-        yty: yty.as_slice().unwrap_or(&[]),
-        fixed: fixed_rows.as_slice().unwrap_or(&[]),
-        factors,
-    };
+    let system = System::new(yty, &fixed_rows);
     let mut x = vec![0.0f32; factors];
     Arch::new().dispatch(Solve {
         x: &mut x,
@@ -222,7 +214,16 @@ struct System<'a> {
     factors: usize,
 }
 
-impl System<'_> {
+impl<'a> System<'a> {
+    /// `fixed_rows` in standard layout (`as_standard_layout`), so its rows are contiguous.
+    fn new(yty: &'a Array2<f32>, fixed_rows: &'a CowArray<'_, f32, Ix2>) -> Self {
+        Self {
+            yty: yty.as_slice().unwrap_or(&[]),
+            fixed: fixed_rows.as_slice().unwrap_or(&[]),
+            factors: fixed_rows.ncols(),
+        }
+    }
+
     #[inline(always)]
     fn fixed_row(&self, index: u32) -> &[f32] {
         let start = index as usize * self.factors;

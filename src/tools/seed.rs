@@ -81,10 +81,7 @@ impl SeedPlan {
                     })
                     .map_or("view", |k| k.0);
                 let user = rng.random_range(0..self.users);
-                // Popularity is heavily skewed, as on real platforms: a cube pulls most
-                // traffic towards the first influencers.
-                let skew: f64 = rng.random::<f64>().powi(3);
-                let influencer = ((skew * self.influencers as f64) as usize).min(self.influencers - 1);
+                let influencer = skewed_influencer(&mut rng, self.influencers);
                 let occurred_at = now - Duration::seconds(rng.random_range(60..span_secs.max(61)));
                 let post = rng.random_range(0..20);
                 json!({
@@ -104,6 +101,13 @@ impl SeedPlan {
             .collect();
         Bytes::from(serde_json::to_vec(&events).unwrap_or_default())
     }
+}
+
+/// An influencer index in `0..influencers`, skewed as popularity is on real platforms: a cube
+/// pulls most traffic towards the first influencers.
+pub fn skewed_influencer(rng: &mut impl Rng, influencers: usize) -> usize {
+    let skew: f64 = rng.random::<f64>().powi(3);
+    ((skew * influencers as f64) as usize).min(influencers - 1)
 }
 
 /// Ingests the plan's events batch by batch; `progress` gets the events done so far.
