@@ -38,7 +38,21 @@ pub enum CacheKind {
 pub struct Cache {
     redis: Option<RedisBackend>,
     memory: moka::future::Cache<String, Bytes>,
+    /// The in-process copies of generation counters (see `bump_generations`).
+    generations: moka::future::Cache<String, u64>,
     prefix: String,
+}
+
+/// How long a generation counter lives after its last bump. A counter that expired reads as
+/// absent, and an absent counter validates nothing, so expiry costs a recomputation, never
+/// a stale answer.
+const GENERATION_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A value read together with the generation counters it is checked against.
+pub struct Generational {
+    pub value: Option<Bytes>,
+    /// One per counter asked for, in order; None where the counter does not exist.
+    pub generations: Vec<Option<u64>>,
 }
 
 struct RedisBackend {
@@ -80,6 +94,10 @@ impl Cache {
             memory: moka::future::Cache::builder()
                 .max_capacity(settings.memory_capacity)
                 .time_to_live(Duration::from_secs(3600))
+                .build(),
+            generations: moka::future::Cache::builder()
+                .max_capacity(settings.memory_capacity)
+                .time_to_live(GENERATION_TTL)
                 .build(),
             prefix: namespace(settings, deployment),
         })
@@ -127,6 +145,7 @@ impl Cache {
     pub async fn delete(&self, key: &str) {
         let key = self.key(key);
         self.memory.invalidate(&key).await;
+        self.generations.invalidate(&key).await;
         if let Some(redis) = &self.redis {
             if let Some(Err(err)) = redis
                 .run(|mut conn, k| async move { conn.del::<_, ()>(k).await }, key)
@@ -137,7 +156,8 @@ impl Cache {
         }
     }
 
-    /// Deletes many keys in one round trip.
+    /// Deletes many keys (values or generation counters) in one round trip. A deleted
+    /// counter invalidates like a bump: an absent counter validates nothing.
     pub async fn delete_many(&self, keys: impl IntoIterator<Item = String>) {
         let keys: Vec<String> = keys.into_iter().map(|key| self.key(&key)).collect();
         if keys.is_empty() {
@@ -145,6 +165,7 @@ impl Cache {
         }
         for key in &keys {
             self.memory.invalidate(key).await;
+            self.generations.invalidate(key).await;
         }
         if let Some(redis) = &self.redis {
             if let Some(Err(err)) = redis
@@ -156,65 +177,112 @@ impl Cache {
         }
     }
 
-    /// Probes Redis now and says which cache serves.
-    /// Deletes every entry whose key starts with `prefix` (an influencer's erasure drops every
-    /// cached recommendation list, since any of them may name the influencer). Redis is
-    /// walked with SCAN, a page of keys per step, never KEYS.
-    pub async fn delete_prefix(&self, prefix: &str) -> usize {
-        let full = self.key(prefix);
-        let in_memory: Vec<String> = self
-            .memory
-            .iter()
-            .filter(|(key, _)| key.starts_with(&full))
-            .map(|(key, _)| key.as_ref().clone())
-            .collect();
-        for key in &in_memory {
-            self.memory.invalidate(key).await;
-        }
-        let mut removed = in_memory.len();
-        let Some(redis) = &self.redis else {
-            return removed;
-        };
-        let pattern = format!("{full}*");
-        let mut cursor: u64 = 0;
-        loop {
-            let step = redis
+    /// Reads `key` and the generation counters `generations` in one round trip. A caller
+    /// stores, beside its value, the generations it read before computing it, and trusts the
+    /// value only while they are unchanged (`bump_generations` invalidates).
+    pub async fn get_with_generations(&self, key: &str, generations: &[String]) -> Generational {
+        let counters: Vec<String> = generations.iter().map(|g| self.key(g)).collect();
+        let key = self.key(key);
+        if let Some(redis) = &self.redis {
+            let mut keys = vec![key.clone()];
+            keys.extend(counters.iter().cloned());
+            let answer = redis
                 .run(
-                    |mut conn, (cursor, pattern): (u64, String)| async move {
-                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut conn)
-                            .await?;
-                        if !keys.is_empty() {
-                            conn.del::<_, ()>(&keys).await?;
-                        }
-                        Ok((next, keys.len()))
+                    |mut conn, keys: Vec<String>| async move {
+                        redis::cmd("MGET")
+                            .arg(keys)
+                            .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                            .await
                     },
-                    (cursor, pattern.clone()),
+                    keys,
                 )
                 .await;
-            match step {
-                Some(Ok((next, deleted))) => {
-                    removed += deleted;
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
+            match answer {
+                Some(Ok(mut values)) if values.len() == counters.len() + 1 => {
+                    let generations = values
+                        .split_off(1)
+                        .into_iter()
+                        .map(|v| parse_counter(v.as_deref()))
+                        .collect();
+                    return Generational {
+                        value: values.pop().flatten().map(Bytes::from),
+                        generations,
+                    };
                 }
-                Some(Err(err)) => {
-                    redis.mark_unhealthy(&err);
-                    break;
-                }
-                None => break,
+                Some(Err(err)) => redis.mark_unhealthy(&err),
+                Some(Ok(_)) | None => {}
             }
         }
-        removed
+        let mut in_memory = Vec::with_capacity(counters.len());
+        for counter in &counters {
+            in_memory.push(self.generations.get(counter).await);
+        }
+        Generational {
+            value: self.memory.get(&key).await,
+            generations: in_memory,
+        }
     }
 
+    /// Advances each counter and returns the new values, in order. A counter that did not
+    /// exist starts at a random value, so a counter that expired and came back never matches
+    /// a generation stored under its earlier life. Invalidating by bumping, not deleting, is
+    /// what makes a racing writer harmless: a computation that read the old state and stores
+    /// its result after the bump stores it under the old generation, which no reader accepts
+    /// (a delete would be undone by that late write).
+    pub async fn bump_generations(&self, counters: impl IntoIterator<Item = String>) -> Vec<u64> {
+        let counters: Vec<String> = counters.into_iter().map(|c| self.key(&c)).collect();
+        if counters.is_empty() {
+            return Vec::new();
+        }
+        if let Some(redis) = &self.redis {
+            let seconds = GENERATION_TTL.as_secs();
+            let answer = redis
+                .run(
+                    |mut conn, counters: Vec<String>| async move {
+                        let mut pipe = redis::pipe();
+                        pipe.atomic();
+                        for counter in &counters {
+                            pipe.cmd("SET")
+                                .arg(counter)
+                                .arg(random_start())
+                                .arg("NX")
+                                .arg("EX")
+                                .arg(seconds)
+                                .ignore();
+                            pipe.cmd("INCR").arg(counter);
+                            pipe.cmd("EXPIRE").arg(counter).arg(seconds).ignore();
+                        }
+                        pipe.query_async::<Vec<u64>>(&mut conn).await
+                    },
+                    counters.clone(),
+                )
+                .await;
+            match answer {
+                Some(Ok(values)) if values.len() == counters.len() => {
+                    for (counter, value) in counters.iter().zip(&values) {
+                        self.generations.insert(counter.clone(), *value).await;
+                    }
+                    return values;
+                }
+                Some(Err(err)) => redis.mark_unhealthy(&err),
+                Some(Ok(_)) | None => {}
+            }
+        }
+        let mut values = Vec::with_capacity(counters.len());
+        for counter in counters {
+            let entry = self
+                .generations
+                .entry(counter)
+                .and_upsert_with(|old| async move {
+                    old.map_or_else(random_start, |entry| entry.into_value().wrapping_add(1))
+                })
+                .await;
+            values.push(entry.into_value());
+        }
+        values
+    }
+
+    /// Probes Redis now and says which cache serves.
     pub async fn live_kind(&self) -> CacheKind {
         let Some(redis) = &self.redis else {
             return CacheKind::Memory;
@@ -234,6 +302,16 @@ impl Cache {
             None => CacheKind::Memory,
         }
     }
+}
+
+/// Below 2^62, so Redis's signed INCR has room.
+fn random_start() -> u64 {
+    rand::random::<u64>() >> 2
+}
+
+/// A counter as INCR stores it: decimal digits.
+fn parse_counter(raw: Option<&[u8]>) -> Option<u64> {
+    std::str::from_utf8(raw?).ok()?.parse().ok()
 }
 
 impl RedisBackend {

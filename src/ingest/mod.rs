@@ -129,9 +129,7 @@ impl Ingestor {
         if accepted > 0 {
             // Their recommendations were computed from the affinity this batch changed.
             let users: BTreeSet<&str> = candidates.iter().map(|e| e.user.as_str()).collect();
-            self.cache
-                .delete_many(users.into_iter().flat_map(crate::recommend::cache_keys))
-                .await;
+            crate::recommend::invalidate_users(&self.cache, users).await;
         }
         let report = IngestReport {
             accepted,

@@ -172,13 +172,41 @@ pub const MAX_EXCLUDED_BY_NAME: usize = 100;
 /// How often the current model version is re-read.
 const MODEL_CHECK: Duration = Duration::from_secs(5);
 
-/// The cache keys of a user's recommendations, one per exclusion mode.
-pub fn cache_keys(user: &str) -> [String; 2] {
-    [Exclude::Engaged, Exclude::Followed].map(|mode| cache_key(user, mode))
+/// Every cache key that names the user: their lists, one per exclusion mode, and their
+/// generation counter. Erasure deletes them (an absent counter validates nothing, so a list
+/// still being computed is not served either); engagement only bumps the counter
+/// (`invalidate_users`).
+pub fn cache_keys(user: &str) -> [String; 3] {
+    [
+        cache_key(user, Exclude::Engaged),
+        cache_key(user, Exclude::Followed),
+        user_generation(user),
+    ]
 }
 
 fn cache_key(user: &str, exclude: Exclude) -> String {
     format!("recs:{}:{user}", exclude.as_str())
+}
+
+/// The counter a user's cached lists are checked against; engagement bumps it.
+fn user_generation(user: &str) -> String {
+    format!("recs-generation:user:{user}")
+}
+
+/// The counter every cached list is checked against; an influencer's erasure bumps it.
+const CATALOGUE_GENERATION: &str = "recs-generation:catalogue";
+
+/// The users' cached recommendations were computed from state that changed: none of them is
+/// served again, including one a request still computing from the old state stores later.
+pub async fn invalidate_users<'a>(cache: &Cache, users: impl IntoIterator<Item = &'a str>) {
+    cache.bump_generations(users.into_iter().map(user_generation)).await;
+}
+
+/// A cached list with the generations read before it was computed.
+#[derive(Serialize, Deserialize)]
+struct CachedRecommendations {
+    generations: Vec<u64>,
+    recommendations: Recommendations,
 }
 
 impl Recommender {
@@ -262,28 +290,56 @@ impl Recommender {
         let model = self.model_for(request.model_version).await?;
         let version = model.as_ref().map(|m| m.version);
         let key = cache_key(user.as_str(), request.exclude);
-        let full = match self.cached(&key, version).await {
+        let counters = [user_generation(user.as_str()), CATALOGUE_GENERATION.to_string()];
+        let read = self.cache.get_with_generations(&key, &counters).await;
+        let hit = read
+            .value
+            .and_then(|bytes| serde_json::from_slice::<CachedRecommendations>(&bytes).ok())
+            // Valid while the model that made it is current and no engagement or erasure
+            // happened since it was computed.
+            .filter(|cached| {
+                cached.recommendations.model_version == version
+                    && read
+                        .generations
+                        .iter()
+                        .map(|g| g.as_ref())
+                        .eq(cached.generations.iter().map(Some))
+            });
+        let full = match hit {
             Some(hit) => {
                 metrics::counter!("stylecast_recommendation_cache_total", "result" => "hit").increment(1);
-                hit
+                hit.recommendations
             }
             None => {
                 metrics::counter!("stylecast_recommendation_cache_total", "result" => "miss").increment(1);
-                let full = self.compute(user, request.exclude, model.as_deref()).await?;
-                if let Ok(bytes) = serde_json::to_vec(&full) {
+                let generations = self.current_generations(&counters, read.generations).await;
+                let recommendations = self.compute(user, request.exclude, model.as_deref()).await?;
+                let cached = CachedRecommendations {
+                    generations,
+                    recommendations,
+                };
+                if let Ok(bytes) = serde_json::to_vec(&cached) {
                     self.cache.set(&key, bytes.into(), self.cache_ttl).await;
                 }
-                full
+                cached.recommendations
             }
         };
         Ok(answer(full, request))
     }
 
-    async fn cached(&self, key: &str, version: Option<i64>) -> Option<Recommendations> {
-        let bytes = self.cache.get(key).await?;
-        let recs: Recommendations = serde_json::from_slice(&bytes).ok()?;
-        // Valid while the model that made it is current (engagement invalidates the key).
-        (recs.model_version == version).then_some(recs)
+    /// The generations to store a fresh list under, read before it is computed; counters
+    /// that do not exist yet are started now.
+    async fn current_generations(&self, counters: &[String], read: Vec<Option<u64>>) -> Vec<u64> {
+        let missing: Vec<String> = counters
+            .iter()
+            .zip(&read)
+            .filter(|(_, generation)| generation.is_none())
+            .map(|(counter, _)| counter.clone())
+            .collect();
+        let mut started = self.cache.bump_generations(missing).await.into_iter();
+        read.into_iter()
+            .map(|generation| generation.or_else(|| started.next()).unwrap_or_default())
+            .collect()
     }
 
     /// The cached form: enough items that any request's own exclusions still leave k.
@@ -412,7 +468,7 @@ impl Recommender {
             slot.pinned.clear();
         }
         self.popularity.invalidate();
-        self.cache.delete_prefix("recs:").await;
+        self.cache.bump_generations([CATALOGUE_GENERATION.to_string()]).await;
     }
 }
 
