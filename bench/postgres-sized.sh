@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Postgres sized for a million users, for bench/scale.py (issue 19): the same server binary
 # as the machine's, on port 5433, with its data in bench/.pgdata-sized, and the memory and
-# checkpoint settings that docker-compose.yml gives the service's Postgres. Durability is
+# checkpoint settings that docker-compose.yml gives the service's Postgres (SIZED_PG_OPTIONS adds
+# more `-c` settings, for experiments). Durability is
 # untouched (fsync, synchronous_commit and full_page_writes stay on).
 #
 #   bash bench/postgres-sized.sh start
@@ -25,7 +26,7 @@ case "${1:-}" in
     [[ $(id -u) -eq 0 ]] && chown postgres "$data"
     [[ -f "$data/PG_VERSION" ]] || "${run_as[@]}" "$bin/initdb" -D "$data" -U postgres --auth=trust >/dev/null
     "${run_as[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
-      -o "-p $port -k /tmp -h 127.0.0.1 -c shared_buffers=2GB -c max_wal_size=8GB -c checkpoint_timeout=15min" \
+      -o "-p $port -k /tmp -h 127.0.0.1 -c shared_buffers=2GB -c max_wal_size=8GB -c checkpoint_timeout=15min -c wal_compression=lz4 ${SIZED_PG_OPTIONS:-}" \
       start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port"
     ;;

@@ -61,9 +61,10 @@ def fresh_database(name):
     psql("postgres", f'CREATE DATABASE "{name}"')
 
 
-def seed(binary, db, users, influencers, events):
+def seed(binary, db, users, influencers, events, extra=()):
     started = time.perf_counter()
-    out = run([binary, "seed", "--users", str(users), "--influencers", str(influencers), "--events", str(events)],
+    out = run([binary, "seed", "--users", str(users), "--influencers", str(influencers), "--events", str(events),
+               *extra],
               {"DATABASE_URL": f"{SERVER}/{db}"}).stdout
     seconds = time.perf_counter() - started
     accepted = int(re.search(r"(\d+) accepted", out).group(1))
@@ -238,6 +239,9 @@ def main():
     parser.add_argument("--only", choices=sorted(POPULATIONS), action="append")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the databases a previous run seeded")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seed-only", action="store_true",
+                        help="only seed both populations and print the ingest ratio (extra arguments go to seed)")
+    parser.add_argument("--seed-args", default="", help="extra arguments for stylecast seed, e.g. '--concurrency 2'")
     parser.add_argument("--erasure-only", action="store_true",
                         help="only time the erasure of a 10,000-event user on the seeded databases")
     args = parser.parse_args()
@@ -257,8 +261,10 @@ def main():
         result = results.setdefault(name, {"users": users, "influencers": influencers, "events": events})
         if not args.skip_seed:
             fresh_database(db)
-            result["seed"] = seed(args.binary, db, users, influencers, events)
+            result["seed"] = seed(args.binary, db, users, influencers, events, args.seed_args.split())
             print(f"{name}: {result['seed']['output']}", flush=True)
+        if args.seed_only:
+            continue
         psql(db, "DELETE FROM embedding_models")
         server = Server(args.binary, db)
         try:
@@ -276,6 +282,12 @@ def main():
             server.stop()
         result["implicit"] = implicit_fit(db, threads=os.cpu_count())
         print(f"{name}: implicit {result['implicit']}", flush=True)
+    if args.seed_only:
+        rates = {name: r["seed"]["events_per_sec"] for name, r in results.items()}
+        print(f"seed events/s: {rates}")
+        if len(rates) == 2:
+            print(f"ingest rate at 1M users / at 100k users = {rates['full'] / rates['baseline']:.2f}")
+        return
     out = ROOT / "bench/results/scale.json"
     out.write_text(json.dumps(results, indent=2))
     print("\n| population | seed events/s | embed s (train s) | peak RSS MB | implicit train s | ours / implicit "

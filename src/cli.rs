@@ -206,6 +206,9 @@ pub struct SeedArgs {
     /// Spread events over this many days before now.
     #[arg(long, default_value_t = 60)]
     pub days: i64,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
     /// Build embeddings afterwards (like `stylecast embed`).
     #[arg(long)]
     pub embed: bool,

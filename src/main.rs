@@ -402,6 +402,7 @@ async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
         seed: args.seed,
         prefix: args.prefix.clone(),
         days: args.days,
+        concurrency: args.concurrency,
     };
     plan.validate().map_err(anyhow::Error::msg)?;
     let (pool, ingestor) = stylecast::tools::open_ingest(settings).await?;

@@ -24,6 +24,8 @@ pub struct SeedPlan {
     pub prefix: String,
     /// Events are spread over this many days before now.
     pub days: i64,
+    /// Batches in flight at once, as a platform's parallel sync would send them.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -52,6 +54,9 @@ impl SeedPlan {
         }
         if self.batch == 0 {
             return Err("the batch size must be positive".into());
+        }
+        if self.concurrency == 0 {
+            return Err("the concurrency must be positive".into());
         }
         if self.days < 1 {
             return Err("days must be at least 1".into());
@@ -116,20 +121,30 @@ pub async fn run(
     plan: &SeedPlan,
     mut progress: impl FnMut(usize),
 ) -> Result<SeedReport, IngestError> {
+    use futures_util::{StreamExt, TryStreamExt};
+
     let now = Utc::now();
+    // Each batch's events depend only on its start, so the data set is the same at any
+    // concurrency and a rerun is all duplicates.
+    let starts = (0..plan.events).step_by(plan.batch);
+    let mut outcomes = futures_util::stream::iter(starts)
+        .map(|start| async move {
+            let len = plan.batch.min(plan.events - start);
+            ingestor
+                .ingest(plan.batch_body(start, len, now), BatchFormat::JsonArray)
+                .await
+                .map(|outcome| (len, outcome))
+        })
+        .buffer_unordered(plan.concurrency);
     let mut report = SeedReport::default();
-    let mut start = 0;
-    while start < plan.events {
-        let len = plan.batch.min(plan.events - start);
-        let outcome = ingestor
-            .ingest(plan.batch_body(start, len, now), BatchFormat::JsonArray)
-            .await?;
+    let mut done = 0;
+    while let Some((len, outcome)) = outcomes.try_next().await? {
         report.accepted += outcome.accepted;
         report.duplicates += outcome.duplicates;
         report.rejected += outcome.rejected.len();
         report.batches += 1;
-        start += len;
-        progress(start);
+        done += len;
+        progress(done);
     }
     Ok(report)
 }
@@ -147,6 +162,7 @@ mod tests {
             seed: 7,
             prefix: "t".into(),
             days: 30,
+            concurrency: 2,
         }
     }
 
