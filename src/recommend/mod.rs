@@ -209,6 +209,18 @@ struct CachedRecommendations {
     recommendations: Recommendations,
 }
 
+impl CachedRecommendations {
+    /// Valid while the model that made it is current and no engagement or erasure happened
+    /// since it was computed (every counter it was stored under still reads the same).
+    fn is_current(&self, model_version: Option<i64>, generations: &[Option<u64>]) -> bool {
+        self.recommendations.model_version == model_version
+            && generations
+                .iter()
+                .map(Option::as_ref)
+                .eq(self.generations.iter().map(Some))
+    }
+}
+
 impl Recommender {
     /// `popularity_max_age`: how old the in-memory cold-start ranking may be when served.
     pub fn new(
@@ -295,16 +307,7 @@ impl Recommender {
         let hit = read
             .value
             .and_then(|bytes| serde_json::from_slice::<CachedRecommendations>(&bytes).ok())
-            // Valid while the model that made it is current and no engagement or erasure
-            // happened since it was computed.
-            .filter(|cached| {
-                cached.recommendations.model_version == version
-                    && read
-                        .generations
-                        .iter()
-                        .map(|g| g.as_ref())
-                        .eq(cached.generations.iter().map(Some))
-            });
+            .filter(|cached| cached.is_current(version, &read.generations));
         let full = match hit {
             Some(hit) => {
                 metrics::counter!("stylecast_recommendation_cache_total", "result" => "hit").increment(1);

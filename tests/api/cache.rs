@@ -13,13 +13,19 @@ fn settings(url: Option<&str>) -> stylecast::cache::RedisSettings {
     redis
 }
 
-#[tokio::test]
-async fn values_round_trip_through_redis_and_are_shared_between_instances() {
+/// Two instances of one deployment on the test Redis (two replicas of the service).
+async fn two_redis_caches() -> (stylecast::cache::RedisSettings, Cache, Cache) {
     let settings = settings(Some(&redis_url()));
     let deployment = uuid::Uuid::new_v4();
     let writer = Cache::new(&settings, deployment).expect("cache");
     let reader = Cache::new(&settings, deployment).expect("cache");
     assert_eq!(writer.live_kind().await, CacheKind::Redis);
+    (settings, writer, reader)
+}
+
+#[tokio::test]
+async fn values_round_trip_through_redis_and_are_shared_between_instances() {
+    let (settings, writer, reader) = two_redis_caches().await;
     writer
         .set("k", Bytes::from_static(b"value"), Duration::from_secs(30))
         .await;
@@ -75,11 +81,7 @@ async fn a_late_write_after_a_bump_is_not_trusted(cache: &Cache, reader: &Cache)
 
 #[tokio::test]
 async fn generations_outlive_a_racing_write_in_redis() {
-    let settings = settings(Some(&redis_url()));
-    let deployment = uuid::Uuid::new_v4();
-    let writer = Cache::new(&settings, deployment).expect("cache");
-    let reader = Cache::new(&settings, deployment).expect("cache");
-    assert_eq!(writer.live_kind().await, CacheKind::Redis);
+    let (_, writer, reader) = two_redis_caches().await;
     a_late_write_after_a_bump_is_not_trusted(&writer, &reader).await;
 }
 
