@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
+
+# Iterations between checkpoints of the factors (see the checkpoint folder below).
+CHECKPOINT_INTERVAL = 5
 
 
 def main() -> int:
@@ -45,10 +49,17 @@ def main() -> int:
         builder = builder.master(args.master)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # Without a checkpoint folder ALS ignores checkpointInterval, and each iteration adds to
+    # the factors' lineage; at 15 iterations serialising that lineage overflowed the stack on
+    # CI (StackOverflowError in task serialisation, SPARK-1006). Checkpointing every few
+    # iterations cuts it. The folder sits beside the matrix, which every node must see anyway.
+    checkpoints = f"{folder}/checkpoints"
+    spark.sparkContext.setCheckpointDir(checkpoints)
     try:
         interactions = spark.read.parquet(f"{folder}/interactions.parquet")
         als = ALS(rank=params["factors"], regParam=params["regularization"], alpha=params["alpha"],
                   maxIter=params["iterations"], implicitPrefs=True, seed=params["seed"],
+                  checkpointInterval=CHECKPOINT_INTERVAL,
                   userCol="user", itemCol="influencer", ratingCol="affinity")
         started = time.perf_counter()
         model = als.fit(interactions)
@@ -64,6 +75,8 @@ def main() -> int:
               f"in {seconds:.1f}s; factors in {folder}")
     finally:
         spark.stop()
+        if (local / "checkpoints").is_dir():
+            shutil.rmtree(local / "checkpoints")
     return 0
 
 
