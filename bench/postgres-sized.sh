@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A Postgres sized for a million users, for bench/scale.py (issue 19): the same server binary
 # as the machine's, on port 5433, with its data in bench/.pgdata-sized, and the memory and
-# checkpoint settings that docker-compose.yml gives the service's Postgres (SIZED_PG_OPTIONS adds
-# more `-c` settings, for experiments). Durability is
-# untouched (fsync, synchronous_commit and full_page_writes stay on).
+# checkpoint settings that docker-compose.yml gives the service's Postgres. SIZED_PG_OPTIONS adds
+# more `-c` settings, for experiments. Durability is untouched (fsync, synchronous_commit and
+# full_page_writes stay on).
 #
 #   bash bench/postgres-sized.sh start
 #   SCALE_DATABASE_SERVER=postgres://postgres@127.0.0.1:5433 bench/.venv/bin/python bench/scale.py

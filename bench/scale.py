@@ -240,7 +240,7 @@ def main():
     parser.add_argument("--skip-seed", action="store_true", help="reuse the databases a previous run seeded")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seed-only", action="store_true",
-                        help="only seed both populations and print the ingest ratio (extra arguments go to seed)")
+                        help="only seed the populations and print the ingest ratio (see --seed-args)")
     parser.add_argument("--seed-args", default="", help="extra arguments for stylecast seed, e.g. '--concurrency 2'")
     parser.add_argument("--erasure-only", action="store_true",
                         help="only time the erasure of a 10,000-event user on the seeded databases")

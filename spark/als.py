@@ -26,8 +26,9 @@ import shutil
 import time
 from pathlib import Path
 
-# Iterations between checkpoints of the factors (see the checkpoint folder below).
+# Iterations between checkpoints of the factors, and the folder (inside DIR) they go to.
 CHECKPOINT_INTERVAL = 5
+CHECKPOINTS = "checkpoints"
 
 
 def main() -> int:
@@ -53,8 +54,7 @@ def main() -> int:
     # the factors' lineage; at 15 iterations serialising that lineage overflowed the stack on
     # CI (StackOverflowError in task serialisation, SPARK-1006). Checkpointing every few
     # iterations cuts it. The folder sits beside the matrix, which every node must see anyway.
-    checkpoints = f"{folder}/checkpoints"
-    spark.sparkContext.setCheckpointDir(checkpoints)
+    spark.sparkContext.setCheckpointDir(f"{folder}/{CHECKPOINTS}")
     try:
         interactions = spark.read.parquet(f"{folder}/interactions.parquet")
         als = ALS(rank=params["factors"], regParam=params["regularization"], alpha=params["alpha"],
@@ -75,8 +75,7 @@ def main() -> int:
               f"in {seconds:.1f}s; factors in {folder}")
     finally:
         spark.stop()
-        if (local / "checkpoints").is_dir():
-            shutil.rmtree(local / "checkpoints")
+        shutil.rmtree(local / CHECKPOINTS, ignore_errors=True)
     return 0
 
 
