@@ -25,6 +25,7 @@ Prints a Markdown table and writes bench/results/scale.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -61,29 +62,32 @@ def fresh_database(name):
     psql("postgres", f'CREATE DATABASE "{name}"')
 
 
-def write_counters():
-    """The server's checkpoint count and WAL position: what a seed costs in checkpoints and WAL.
-    Postgres 15 keeps checkpoints in pg_stat_bgwriter (17 moved them to pg_stat_checkpointer)."""
-    version = int(psql("postgres", "SHOW server_version_num"))
-    checkpoints = ("SELECT num_timed + num_requested FROM pg_stat_checkpointer" if version >= 170000
-                   else "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
-    count, lsn = psql("postgres", f"SELECT ({checkpoints}), pg_current_wal_lsn() - '0/0'").strip().split("|")
+@functools.cache
+def checkpoint_count_sql():
+    """Postgres 15 keeps checkpoints in pg_stat_bgwriter; 17 moved them to pg_stat_checkpointer."""
+    if int(psql("postgres", "SHOW server_version_num")) >= 170000:
+        return "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+    return "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+
+
+def wal_counters():
+    """The server's checkpoint count and WAL position (bytes), read before and after a seed."""
+    count, lsn = psql("postgres", f"SELECT ({checkpoint_count_sql()}), pg_current_wal_lsn() - '0/0'").strip().split("|")
     return int(count), int(float(lsn))
 
 
 def seed(binary, db, users, influencers, events, extra=()):
-    checkpoints_before, wal_before = write_counters()
+    checkpoints_before, wal_before = wal_counters()
     started = time.perf_counter()
     out = run([binary, "seed", "--users", str(users), "--influencers", str(influencers), "--events", str(events),
                *extra],
               {"DATABASE_URL": f"{SERVER}/{db}"}).stdout
     seconds = time.perf_counter() - started
-    checkpoints_after, wal_after = write_counters()
+    checkpoints_after, wal_after = wal_counters()
     accepted = int(re.search(r"(\d+) accepted", out).group(1))
-    wal_gb = (wal_after - wal_before) / 1e9
-    output = f"{out.strip()}; {checkpoints_after - checkpoints_before} checkpoints, {wal_gb:.1f} GB of WAL"
-    return {"seconds": seconds, "events_per_sec": events / seconds, "accepted": accepted,
-            "checkpoints": checkpoints_after - checkpoints_before, "wal_gb": wal_gb, "output": output}
+    checkpoints, wal_gb = checkpoints_after - checkpoints_before, (wal_after - wal_before) / 1e9
+    return {"seconds": seconds, "events_per_sec": events / seconds, "accepted": accepted, "checkpoints": checkpoints,
+            "wal_gb": wal_gb, "output": f"{out.strip()}; {checkpoints} checkpoints, {wal_gb:.1f} GB of WAL"}
 
 
 def embed(binary, db):
