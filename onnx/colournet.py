@@ -11,8 +11,9 @@ barycentre of the two distributions: a blend at t moves monotonically from one l
 other instead of through a muddy average.
 
 The generator maps a content photo to the code's distribution in three steps, each bounded:
-  1. the code's statistics are made safe: the median luma is kept in [0.25, 0.75] and the median
-     chroma within +-0.2, the spread of luma cannot fall below 60 % of the photo's own, no
+  1. the code's statistics are made safe: the median luma is kept in [0.12, 0.88] for a reference
+     with real tonal range, narrowing to [0.25, 0.75] as the reference's luma spread goes to
+     nothing (all black, all white, one colour), and the median chroma within +-0.2, the spread of luma cannot fall below 60 % of the photo's own, no
      channel's spread can exceed 2.5x the photo's, and at most 15 % of the quantile range may
      sit above 0.95 or below 0.05 luma. A white, black,
      single-colour or noise reference therefore cannot blow the output out;
@@ -37,6 +38,12 @@ GRID = 256        # LUT entries per channel
 THUMB = 64        # side of the thumbnail the photo's statistics come from
 CODE_DIM = 3 + 9 + 3 * K
 CTRL = 9          # control points of the learned residual curve
+# Safety bound 1: where the target's median luma may sit. A reference with real tonal range
+# (a dark film look: bw_film's median is about 0.15) gets the wide band; one whose luma is flat
+# (all black, all white, one colour) gets the narrow one, since the photo's own shape is all its
+# target has. The band moves continuously with the flatness, so blends stay smooth.
+MEDIAN_LUMA_WIDE = (0.12, 0.88)
+MEDIAN_LUMA_FLAT = (0.25, 0.75)
 
 # YCbCr (BT.601, full range): Y in [0, 1], Cb and Cr in [-0.5, 0.5].
 _YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -143,8 +150,11 @@ def safe_target(mu_r, cov_r, q_r, mu_c, cov_c, q_c):
     excess = (2.5 * spread_c / spread.clamp_min(1e-6)).clamp(max=1.0)
     med = q[:, :, imed:imed + 1]
     q = med + (q - med) * excess[:, :, None]
-    # luma median in [0.25, 0.75]; at most 15 % of the levels near either end
-    shift = q[:, 0, imed].clamp(0.25, 0.75) - q[:, 0, imed]
+    # luma median within the band for this flatness; at most 15 % of the levels near either end
+    flat = (lack[:, 0] / 0.6).clamp(max=1.0)  # 1 for a reference with no luma spread at all
+    lo = MEDIAN_LUMA_WIDE[0] + (MEDIAN_LUMA_FLAT[0] - MEDIAN_LUMA_WIDE[0]) * flat
+    hi = MEDIAN_LUMA_WIDE[1] + (MEDIAN_LUMA_FLAT[1] - MEDIAN_LUMA_WIDE[1]) * flat
+    shift = torch.minimum(torch.maximum(q[:, 0, imed], lo), hi) - q[:, 0, imed]
     qy = q[:, 0] + shift[:, None]
     qy = torch.where(levels[None] < 0.85, qy.clamp(max=0.95), qy)
     qy = torch.where(levels[None] > 0.15, qy.clamp(min=0.05), qy)
