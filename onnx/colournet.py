@@ -25,7 +25,13 @@ A small learned head looks at both statistics and decides how far to go: per-cha
 the curve and of the whole transfer, plus a bounded residual curve. It is trained on exact pairs
 (one crop in two random looks, see looks.py and train_colour.py) with a pixel loss.
 
-Cost is set by the full-resolution per-pixel work: one 3x3 matrix, one LUT lookup per channel.
+Then a training-free detail stage (Detail): the code also carries the energy of the reference's
+luma in 5 Laplacian-pyramid bands (DetailEncoder), and the output's bands, measured at the scale
+the reference was (short side 256), are scaled to match, each gain bounded and no pixel pushed
+to black or white. It sits after everything trained, so training never sees it.
+
+Cost is set by the full-resolution per-pixel work: one 3x3 matrix, one LUT lookup per channel,
+two resizes and an add; the pyramid itself runs at the 256 working scale.
 """
 from __future__ import annotations
 
@@ -44,6 +50,15 @@ CTRL = 9          # control points of the learned residual curve
 # target has. The band moves continuously with the flatness, so blends stay smooth.
 MEDIAN_LUMA_WIDE = (0.12, 0.88)
 MEDIAN_LUMA_FLAT = (0.25, 0.75)
+# The detail stage (training-free, after the colour mapping): the energy of the luma's Laplacian
+# pyramid bands, measured on the reference at the encoder's square side, is matched band by
+# band in the output, at the same scale, with every gain bounded.
+BANDS = 5
+BAND_SIDE = 256       # the scale bands are measured at: StyleEncoder.SIZE, a style photo's side
+BAND_GAIN = (0.5, 3.0)
+DETAIL_HEADROOM = 0.5
+DETAIL_FLAT = 0.25     # a reference with less total detail than this share of the photo's is partly flat
+DETAIL_MARGIN = 0.03   # beyond broken()'s 0.02 (heldout.py): detail never makes a pixel count as blown out
 
 # YCbCr (BT.601, full range): Y in [0, 1], Cb and Cr in [-0.5, 0.5].
 _YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -94,6 +109,106 @@ class StyleEncoder(nn.Module):
         n = image.shape[0]
         pix = to_ycc(image).reshape(n, 3, -1)
         return pack(*pixel_stats(pix))
+
+
+_LUMA = (0.299, 0.587, 0.114)
+_BLUR5 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """[N,3,H,W] RGB -> [N,1,H,W] BT.601 luma."""
+    return _LUMA[0] * x[:, 0:1] + _LUMA[1] * x[:, 1:2] + _LUMA[2] * x[:, 2:3]
+
+
+def _half(y: torch.Tensor) -> torch.Tensor:
+    """5-tap binomial blur, then every second pixel (edge-replicated, so any side >= 1 works)."""
+    k = (_BLUR5[:, None] * _BLUR5[None, :]).to(y)[None, None]
+    return F.conv2d(F.pad(y, (2, 2, 2, 2), mode="replicate"), k, stride=2)
+
+
+def _up(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(y, size=like.shape[2:], mode="bilinear", align_corners=False)
+
+
+def _area_resize(y: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """[N,1,H,W] -> [N,1,h,w] (size a 1-D integer tensor, so the graph takes it per input): each
+    output pixel the mean of the input pixels it covers, read from a summed-area table (double,
+    so a 2048 px image's sums keep their precision). For shrinking; a pixel that covers no input
+    pixel (enlarging) is not finite."""
+    n, c, h, w = y.shape
+    table = torch.cumsum(torch.cumsum(y.double(), 2), 3)
+    table = F.pad(table, (1, 0, 1, 0))
+    hw = torch._shape_as_tensor(y)[2:].double()
+    rows = (torch.arange(size[0] + 1, device=y.device).double() * hw[0] / size[0].double()).round().long()
+    cols = (torch.arange(size[1] + 1, device=y.device).double() * hw[1] / size[1].double()).round().long()
+    a = table.index_select(2, rows).index_select(3, cols)
+    sums = a[:, :, 1:, 1:] - a[:, :, :-1, 1:] - a[:, :, 1:, :-1] + a[:, :, :-1, :-1]
+    area = (rows[1:] - rows[:-1]).double()[:, None] * (cols[1:] - cols[:-1]).double()[None, :]
+    return (sums / area).to(y.dtype)
+
+
+def laplacian_bands(y: torch.Tensor):
+    """[N,1,H,W] -> (BANDS detail bands, finest first; the low-pass rest)."""
+    bands, cur = [], y
+    for _ in range(BANDS):
+        low = _half(cur)
+        bands.append(cur - _up(low, cur))
+        cur = low
+    return bands, cur
+
+
+def band_energy(bands) -> torch.Tensor:
+    """Standard deviation of each band: [N, BANDS]."""
+    return torch.stack([b.flatten(1).std(dim=1) for b in bands], dim=1)
+
+
+class DetailEncoder(nn.Module):
+    """image [N,3,256,256] -> [N, BANDS]: how much detail the reference holds at each scale
+    (grain and sharpness at the finest bands, soft or painterly looks at the coarser ones)."""
+
+    def forward(self, image):
+        return band_energy(laplacian_bands(luma(image))[0])
+
+
+class Detail(nn.Module):
+    """Matches the image's detail energy to the code's, band by band, at the scale the code was
+    measured at: the image is resized so that its short side is BAND_SIDE (as a style photo's
+    centre square is), the bands' gains are bounded to BAND_GAIN, and the change of luma is
+    scaled back to full size and added to R, G and B alike (chroma stays the colour stage's),
+    each channel moving at most half of its way to a margin short of either end.
+    Cost at any size: one resize down, a pyramid at BAND_SIDE, one resize up."""
+
+    def forward(self, image, energy):
+        y = luma(image)
+        # the working size from the shape as a tensor, so the exported graph computes it per input
+        hw = torch._shape_as_tensor(image)[2:].float()
+        work_hw = (hw * (BAND_SIDE / hw.min())).round().clamp(min=1).long()
+        # a large photo's working copy holds area averages, not aliased samples (ONNX has no
+        # antialiased Resize); a photo smaller than the working size is enlarged bilinearly
+        sampled = F.interpolate(y, size=(work_hw[0], work_hw[1]), mode="bilinear", align_corners=False)
+        shrink = hw.min() > BAND_SIDE
+        work = torch.where(shrink, _area_resize(y, work_hw), sampled)
+        bands, low = laplacian_bands(work)
+        own = band_energy(bands)
+        gain = (energy / own.clamp_min(1e-4)).clamp(*BAND_GAIN)
+        # A flat reference (all white, all black, one colour) has no detail to give, which is not
+        # the same as a soft look: the gains fade to 1 as the reference's total detail falls
+        # from DETAIL_FLAT of the photo's to none.
+        held = (energy.sum(dim=1, keepdim=True) / (DETAIL_FLAT * own.sum(dim=1, keepdim=True)).clamp_min(1e-6))
+        gain = 1.0 + held.clamp(0.0, 1.0) * (gain - 1.0)
+        # a malformed code (NaN or infinite energy) leaves the detail as it is
+        gain = torch.where(torch.isfinite(gain), gain, torch.ones_like(gain))
+        delta = torch.zeros_like(low)
+        for i in reversed(range(BANDS)):
+            delta = _up(delta, bands[i]) + (gain[:, i, None, None, None] - 1.0) * bands[i]
+        # no channel moves more than DETAIL_HEADROOM of its way to DETAIL_MARGIN from either end,
+        # so no reference's detail can push a pixel to (or clip it at) black or white; the bound
+        # comes from the channel nearest each end, so it is one plane, not three
+        d = _up(delta, y)
+        down = DETAIL_HEADROOM * (image.amin(dim=1, keepdim=True) - DETAIL_MARGIN).clamp(min=0.0)
+        up = DETAIL_HEADROOM * (1.0 - DETAIL_MARGIN - image.amax(dim=1, keepdim=True)).clamp(min=0.0)
+        d = torch.minimum(torch.maximum(d, -down), up)
+        return (image + d).clamp(0.0, 1.0)
 
 
 def sqrtm_pair(a: torch.Tensor, iters: int = 18):
@@ -339,19 +454,23 @@ class TextureNet(nn.Module):
 
 
 class Stylizer(nn.Module):
-    """The full generator: colour mapping at full resolution, then the texture residual computed
-    at half resolution and scaled back up. style = [colour code | texture code]."""
+    """The full generator: colour mapping at full resolution, then (if trained) the texture residual
+    computed at half resolution and scaled back up, then the detail stage (training-free).
+    style = [colour code | texture code, if texture | band energies, if detail]."""
 
-    def __init__(self, texture: bool = True):
+    def __init__(self, texture: bool = True, detail: bool = True):
         super().__init__()
         self.colour = Generator()
         self.texture = TextureNet() if texture else None
+        self.detail = Detail() if detail else None
 
     def forward(self, content, style):
-        base = self.colour(content, style[:, :CODE_DIM])
-        if self.texture is None:
-            return base
-        small = F.avg_pool2d(base, 2)
-        resid = self.texture(small, style[:, CODE_DIM:])
-        resid = F.interpolate(resid, size=base.shape[2:], mode="bilinear", align_corners=False)
-        return (base + resid).clamp(0.0, 1.0)
+        out = self.colour(content, style[:, :CODE_DIM])
+        if self.texture is not None:
+            small = F.avg_pool2d(out, 2)
+            resid = self.texture(small, style[:, CODE_DIM:CODE_DIM + TEX_DIM])
+            resid = F.interpolate(resid, size=out.shape[2:], mode="bilinear", align_corners=False)
+            out = (out + resid).clamp(0.0, 1.0)
+        if self.detail is not None:
+            out = self.detail(out, style[:, -BANDS:])
+        return out

@@ -63,10 +63,11 @@ def load_run(colour_run: Path, texture_run: Path | None):
             super().__init__()
             self.colour = colournet.StyleEncoder()
             self.texture = tex_enc
+            self.detail = colournet.DetailEncoder()
 
         def forward(self, image):
-            code = self.colour(image)
-            return code if self.texture is None else torch.cat([code, self.texture(image)], dim=1)
+            parts = [self.colour(image)] + ([] if self.texture is None else [self.texture(image)])
+            return torch.cat(parts + [self.detail(image)], dim=1)
 
     return Encoder().eval(), G.eval(), meta
 
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     colour_run = Path(args.colour_run)
     texture_run = Path(args.texture_run) if args.texture_run else None
     E, G, meta = load_run(colour_run, texture_run)
-    style_dim = colournet.CODE_DIM + (colournet.TEX_DIM if texture_run else 0)
+    style_dim = colournet.CODE_DIM + (colournet.TEX_DIM if texture_run else 0) + colournet.BANDS
     multiple = 8 if texture_run else 1
     enc_path, gen_path = HERE / "style_encoder.onnx", HERE / "generator.onnx"
 
@@ -195,7 +196,8 @@ def main(argv=None) -> int:
         inputs=[dict(img_in, shape=["N", 3, ENC_SIZE, ENC_SIZE])],
         outputs=[{"name": "style", "dtype": "float32", "shape": ["N", style_dim]}],
         code_layout=f"[mean 3 | covariance 9 | quantiles 3x{colournet.K}] of YCbCr pixels"
-                    + (f" | texture {colournet.TEX_DIM} (tanh)" if texture_run else ""),
+                    + (f" | texture {colournet.TEX_DIM} (tanh)" if texture_run else "")
+                    + f" | luma detail energy {colournet.BANDS} (std of Laplacian bands, finest first)",
         usage=f"influencer code = mean over the influencer's photos of style(image), each photo centre-cropped "
               f"to a square and resized to {ENC_SIZE}x{ENC_SIZE}; blends are convex combinations of codes",
         params=param_count(E))

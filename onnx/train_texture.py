@@ -125,7 +125,8 @@ def main(argv=None) -> int:
 
     vgg = VGGFeatures(fetch_assets.vgg19_weights()).to(dev).eval()
     col_enc = colournet.StyleEncoder().to(dev)
-    G = colournet.Stylizer(texture=True).to(dev)
+    # the detail stage is training-free (colournet.Detail) and only joins at export
+    G = colournet.Stylizer(texture=True, detail=False).to(dev)
     G.colour.load_state_dict(torch.load(args.colour, map_location=dev))
     for p in G.colour.parameters():
         p.requires_grad_(False)

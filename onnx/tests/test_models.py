@@ -196,6 +196,78 @@ def test_style_codes_change_the_output(gen):
     assert max(diffs) > 0.01
 
 
+DETAIL_BANDS = 5  # the code's last entries: luma detail energy per Laplacian band (colournet.BANDS)
+
+
+def _photo(side: int) -> np.ndarray:
+    from PIL import Image
+    from skimage import data
+    im = Image.fromarray(data.astronaut()).resize((side, side), Image.LANCZOS)
+    return np.ascontiguousarray((np.asarray(im, np.float32) / 255.0).transpose(2, 0, 1)[None])
+
+
+def _fine_detail(img: np.ndarray) -> float:
+    """Std of luma minus its 3x3 box blur: how much fine detail an image holds."""
+    y = 0.299 * img[0, 0] + 0.587 * img[0, 1] + 0.114 * img[0, 2]
+    p = np.pad(y, 1, mode="edge")
+    blur = sum(p[i:i + y.shape[0], j:j + y.shape[1]] for i in range(3) for j in range(3)) / 9.0
+    return float((y - blur).std())
+
+
+def _with_detail(style: np.ndarray, energy: float) -> np.ndarray:
+    s = style.copy()
+    s[:, -DETAIL_BANDS:] = energy
+    return s
+
+
+def test_detail_energies_in_the_code_set_the_outputs_detail(gen, enc):
+    """More detail energy in the code, more fine detail in the image (grain, sharpness); less, a
+    softer image. A flat reference (no detail at all) is not a soft look: it leaves the detail
+    alone rather than blurring it. The colour part of the code is the same throughout."""
+    style = np.load(GOLDEN / "generator_style.npy")
+    x = _photo(256)
+    own = enc.run(None, {"image": x})[0][:, -DETAIL_BANDS:]
+
+    def fine(energy):
+        s = style.copy()
+        s[:, -DETAIL_BANDS:] = energy
+        return _fine_detail(gen.run(None, {"content": x, "style": s})[0])
+
+    soft, same, sharp = fine(own * 0.5), fine(own), fine(own * 2.0)
+    assert soft < same < sharp, (soft, same, sharp)
+    assert fine(np.zeros_like(own)) > soft
+
+
+def test_detail_cannot_blow_the_image_out(gen):
+    """However much detail a code asks for, it pushes no pixel to black or white (item 3's broken
+    rule): the astronaut's background is near black, and stays off the end."""
+    style = np.load(GOLDEN / "generator_style.npy")
+    x = _photo(256)
+    for e in (0.2, 1.0, 1e3, 1e30):
+        y = gen.run(None, {"content": x, "style": _with_detail(style, e)})[0][0].transpose(1, 2, 0)
+        ends = ((y >= 0.98).all(-1) | (y <= 0.02).all(-1)).mean()
+        assert 0.05 <= y.mean() <= 0.95 and ends < 0.01, (e, float(y.mean()), float(ends))
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_detail_is_matched_at_the_references_scale(gen, enc, factor):
+    """The bands are matched at the scale the code was measured at (a style photo's 256 square),
+    not at the request's pixel size: a photo 2, 4 or 8 times as large, brought back to 256 by
+    area averaging, holds the band energies that the same photo gets at 256 (the encoder's last
+    entries measure them). A large photo's working copy is prefiltered, not sampled."""
+    style = np.load(GOLDEN / "generator_style.npy")
+    own = enc.run(None, {"image": _photo(256)})[0][:, -DETAIL_BANDS:]
+    for mult in (0.7, 1.5):
+        s = style.copy()
+        s[:, -DETAIL_BANDS:] = own * mult
+        got = []
+        for f in (1, factor):
+            y = gen.run(None, {"content": _photo(256 * f), "style": s})[0]
+            y = np.ascontiguousarray(y.reshape(1, 3, 256, f, 256, f).mean(axis=(3, 5)), np.float32)
+            got.append(enc.run(None, {"image": y})[0][:, -DETAIL_BANDS:])
+        assert np.abs(got[1] / got[0] - 1).max() < 0.1, (mult, got)
+
+
 # ------------------------------------------------------------------ vgg19 features (set-up built)
 def _gram(f):
     n, c, h, w = f.shape

@@ -9,10 +9,12 @@ use crate::generate::{generate, put_influencer, read, CONTENT};
 use crate::helpers::{spawn_app, TestApp};
 
 /// The floor on the luma SSIM between the output and the photo at the output's size, measured
-/// with image-compare's MSSIM (8x8 windows, no Gaussian weighting), whose values run lower than
-/// scikit-image's RGB SSIM: onnx/eval.py holds the same references to 0.30 on that scale. The
-/// floor was set after measuring: a noise reference scores 0.228 here, one saturated red 0.248.
-const SSIM_FLOOR: f64 = 0.20;
+/// with image-compare's MSSIM (8x8 windows, no Gaussian weighting) on the grey images: whether
+/// the photo is recognisable is a matter of its light and shade, while a restyle is free to move
+/// its hues (SSIM per RGB channel turns negative when a look swaps channels, as the huge
+/// two-colour gradient does, with the cup still plain to see). Measured on 2026-12-08 with
+/// generator 64216dcc310c (colour + detail): 0.54-0.76 luma, 0.34 to -0.06 per RGB channel.
+const SSIM_FLOOR: f64 = 0.40;
 
 fn png(image: &RgbImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
@@ -93,18 +95,20 @@ async fn extreme_references_give_recognisable_unbroken_images() {
         assert_eq!(response.status().as_u16(), 200, "{id}");
         let output = media::decode(&response.bytes().await.expect("body"), &limits).expect("decodes");
         let original = media::resize(&input, output.width(), output.height(), media::FilterType::Lanczos3);
-        let ssim = image_compare::rgb_similarity_structure(&image_compare::Algorithm::MSSIMSimple, &original, &output)
+        let algorithm = image_compare::Algorithm::MSSIMSimple;
+        let ssim = image_compare::gray_similarity_structure(
+            &algorithm,
+            &image::imageops::grayscale(&original),
+            &image::imageops::grayscale(&output),
+        )
+        .expect("same size")
+        .score;
+        let rgb_ssim = image_compare::rgb_similarity_structure(&algorithm, &original, &output)
             .expect("same size")
             .score;
-        println!("{id}: SSIM to the photo {ssim:.3}");
+        println!("{id}: luma SSIM to the photo {ssim:.3} (per RGB channel {rgb_ssim:.3})");
         assert!(!broken(&output), "{id}: the output is broken");
-        // KNOWN DEFECT (issue 18, item 9, open): the huge smooth-gradient reference leaves the
-        // output unbroken but unrecognisable (SSIM 0.038 on 2026-12-05). It is reported, not
-        // asserted, until the generator's bounds handle it; every other reference must pass.
-        if id == "huge" {
-            continue;
-        }
-        assert!(ssim >= SSIM_FLOOR, "{id}: SSIM {ssim:.3} below {SSIM_FLOOR}");
+        assert!(ssim >= SSIM_FLOOR, "{id}: luma SSIM {ssim:.3} below {SSIM_FLOOR}");
     }
 }
 
