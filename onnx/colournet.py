@@ -135,7 +135,6 @@ def _area_resize(y: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     output pixel the mean of the input pixels it covers, read from a summed-area table (double,
     so a 2048 px image's sums keep their precision). For shrinking; a pixel that covers no input
     pixel (enlarging) is not finite."""
-    n, c, h, w = y.shape
     table = torch.cumsum(torch.cumsum(y.double(), 2), 3)
     table = F.pad(table, (1, 0, 1, 0))
     hw = torch._shape_as_tensor(y)[2:].double()
@@ -176,7 +175,7 @@ class Detail(nn.Module):
     centre square is), the bands' gains are bounded to BAND_GAIN, and the change of luma is
     scaled back to full size and added to R, G and B alike (chroma stays the colour stage's),
     each channel moving at most half of its way to a margin short of either end.
-    Cost at any size: one resize down, a pyramid at BAND_SIDE, one resize up."""
+    Cost: a summed-area table and one enlargement at full size, a pyramid at BAND_SIDE."""
 
     def forward(self, image, energy):
         y = luma(image)
