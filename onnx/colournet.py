@@ -13,10 +13,10 @@ other instead of through a muddy average.
 The generator maps a content photo to the code's distribution in three steps, each bounded:
   1. the code's statistics are made safe: the median luma is kept in [0.12, 0.88] for a reference
      with real tonal range, narrowing to [0.25, 0.75] as the reference's luma spread goes to
-     nothing (all black, all white, one colour), and the median chroma within +-0.2, the spread of luma cannot fall below 60 % of the photo's own, no
-     channel's spread can exceed 2.5x the photo's, and at most 15 % of the quantile range may
-     sit above 0.95 or below 0.05 luma. A white, black,
-     single-colour or noise reference therefore cannot blow the output out;
+     nothing (all black, all white, one colour), and the median chroma within +-0.2; the spread
+     of luma cannot fall below 60 % of the photo's own, no channel's spread can exceed 2.5x the
+     photo's, and at most 15 % of the quantile range may sit above 0.95 or below 0.05 luma. A
+     white, black, single-colour or noise reference therefore cannot blow the output out;
   2. Pitié's linear Monge-Kantorovich map (mean and covariance; matrix square roots by
      Newton-Schulz iterations, so the graph is plain ONNX ops), at full resolution;
   3. a per-channel tone curve (a 256-entry LUT, applied by lookup) that matches the photo's
@@ -31,7 +31,8 @@ the reference was (short side 256), are scaled to match, each gain bounded and n
 to black or white. It sits after everything trained, so training never sees it.
 
 Cost is set by the full-resolution per-pixel work: one 3x3 matrix, one LUT lookup per channel,
-two resizes and an add; the pyramid itself runs at the 256 working scale.
+then the luma's summed-area table, one enlargement of the luma change and an add; the pyramid
+itself runs at the 256 working scale.
 """
 from __future__ import annotations
 
