@@ -30,8 +30,9 @@ luma in 5 Laplacian-pyramid bands (DetailEncoder), and the output's bands, measu
 the reference was (short side 256), are scaled to match, each gain bounded and no pixel pushed
 to black or white. It sits after everything trained, so training never sees it.
 
-Cost is set by the full-resolution per-pixel work: one 3x3 matrix, one LUT lookup per channel,
-then the luma's summed-area table, one enlargement of the luma change and an add; the pyramid
+Cost is set by the full-resolution per-pixel work: two 3x3 matrices and one LUT lookup per
+channel (everything between them folded into the matrices, per image), then the luma's
+summed-area table, one enlargement of the luma change and an add; the pyramid
 itself runs at the 256 working scale.
 """
 from __future__ import annotations
@@ -72,12 +73,6 @@ def to_ycc(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[0]
     flat = x.reshape(n, 3, -1)
     return torch.matmul(_YCC.to(x), flat).reshape(x.shape)
-
-
-def to_rgb(y: torch.Tensor) -> torch.Tensor:
-    n = y.shape[0]
-    inv = torch.linalg.inv(_YCC).to(y)
-    return torch.matmul(inv, y.reshape(n, 3, -1)).reshape(y.shape)
 
 
 def pixel_stats(pix: torch.Tensor):
@@ -233,21 +228,6 @@ def interp_knots(x: torch.Tensor, xk: torch.Tensor, yk: torch.Tensor) -> torch.T
     return yk[:, :, :1] + (t * dy[:, :, None, :]).sum(dim=3)
 
 
-def apply_lut(v: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
-    """v [N,3,P] YCbCr, lut [N,3,GRID] sampled on each channel's range -> [N,3,P]."""
-    lo = _RANGE_LO.to(v)[None, :, None]
-    hi = _RANGE_HI.to(v)[None, :, None]
-    pos = ((v - lo) / (hi - lo)).clamp(0.0, 1.0) * (GRID - 1)
-    # a non-finite value (only from a malformed code) must index inside the table, not crash
-    pos = torch.where(torch.isnan(pos), torch.zeros_like(pos), pos)
-    i0 = torch.floor(pos).clamp(max=GRID - 2)
-    frac = pos - i0
-    i0 = i0.long()
-    a = torch.gather(lut, 2, i0)
-    b = torch.gather(lut, 2, i0 + 1)
-    return a + (b - a) * frac
-
-
 def safe_target(mu_r, cov_r, q_r, mu_c, cov_c, q_c):
     """Bound the reference statistics relative to the photo's (see the module doc)."""
     levels = torch.linspace(0, 1, K).to(q_r)
@@ -348,16 +328,41 @@ class Generator(nn.Module):
         return t, mu_c, mu_t, lut, w_all
 
     def forward(self, content, style):
+        """Per pixel, in RGB: pos = M·rgb + b (YCbCr, the linear map and the LUT's scaling folded
+        into one 3x3 matrix), two table lookups a channel, then out = A·rgb + B·mapped (the blend
+        with the photo and the way back to RGB folded likewise). Everything else is per image."""
         n, _, h, w = content.shape
+        t, mu_c, mu_t, lut, w_all = self.safe_plan(content, style)
+        ycc = _YCC.to(content)[None]
+        lo, hi = _RANGE_LO.to(content), _RANGE_HI.to(content)
+        scale = ((GRID - 1) / (hi - lo))[None, :, None]
+        m = scale * torch.matmul(t, ycc)
+        b = scale[:, :, 0] * (mu_t - torch.matmul(t, mu_c[:, :, None])[:, :, 0] - lo[None])
+        rgb = content.reshape(n, 3, -1)
+        pos = (torch.matmul(m, rgb) + b[:, :, None]).clamp(0.0, GRID - 1.0)
+        i0 = torch.floor(pos).clamp(max=GRID - 2)
+        frac = pos - i0
+        i0 = i0.long()
+        below = torch.gather(lut, 2, i0)
+        mapped = below + (torch.gather(lut, 2, i0 + 1) - below) * frac
+        inv = torch.linalg.inv(_YCC).to(content)[None]
+        keep = inv * (1.0 - w_all)[:, None, :]
+        a = torch.matmul(keep, ycc)
+        out = torch.matmul(a, rgb) + torch.matmul(inv * w_all[:, None, :], mapped)
+        return out.reshape(n, 3, h, w).clamp(0.0, 1.0)
+
+    def safe_plan(self, content, style):
+        """plan(), with a malformed code (a covariance that is not positive semi-definite gives
+        NaNs) replaced by the identity for its whole image: the photo itself is returned."""
         t, mu_c, mu_t, lut, w_all = self.plan(content, style)
-        x = to_ycc(content).reshape(n, 3, -1)
-        lin = torch.matmul(t, x - mu_c[:, :, None]) + mu_t[:, :, None]
-        mapped = apply_lut(lin, lut)
-        out = x + w_all[:, :, None] * (mapped - x)
-        # a malformed code (a covariance that is not positive semi-definite) gives NaNs: the
-        # photo itself is returned for those pixels instead
-        out = torch.where(torch.isfinite(out), out, x)
-        return to_rgb(out).reshape(n, 3, h, w).clamp(0.0, 1.0)
+        ok = (torch.isfinite(t).flatten(1).all(dim=1) & torch.isfinite(mu_t).all(dim=1)
+              & torch.isfinite(lut).flatten(1).all(dim=1) & torch.isfinite(w_all).all(dim=1))
+        eye = torch.eye(3, dtype=t.dtype, device=t.device).expand_as(t)
+        t = torch.where(ok[:, None, None], t, eye)
+        mu_t = torch.where(ok[:, None], mu_t, mu_c)
+        lut = torch.where(ok[:, None, None], lut, torch.zeros_like(lut))
+        w_all = torch.where(ok[:, None], w_all, torch.zeros_like(w_all))
+        return t, mu_c, mu_t, lut, w_all
 
 
 # ---------------------------------------------------------------- texture (optional branch)
