@@ -64,6 +64,7 @@ DETAIL_MARGIN = 0.03   # beyond broken()'s 0.02 (heldout.py): detail never makes
 
 # YCbCr (BT.601, full range): Y in [0, 1], Cb and Cr in [-0.5, 0.5].
 _YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_YCC_INV = torch.linalg.inv(_YCC)
 _RANGE_LO = torch.tensor([0.0, -0.5, -0.5])
 _RANGE_HI = torch.tensor([1.0, 0.5, 0.5])
 
@@ -107,7 +108,7 @@ class StyleEncoder(nn.Module):
         return pack(*pixel_stats(pix))
 
 
-_LUMA = (0.299, 0.587, 0.114)
+_LUMA = tuple(_YCC[0].tolist())  # to_ycc's Y row, for the one plane the detail stage works on
 _BLUR5 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
@@ -345,7 +346,7 @@ class Generator(nn.Module):
         i0 = i0.long()
         below = torch.gather(lut, 2, i0)
         mapped = below + (torch.gather(lut, 2, i0 + 1) - below) * frac
-        inv = torch.linalg.inv(_YCC).to(content)[None]
+        inv = _YCC_INV.to(content)[None]
         keep = inv * (1.0 - w_all)[:, None, :]
         a = torch.matmul(keep, ycc)
         out = torch.matmul(a, rgb) + torch.matmul(inv * w_all[:, None, :], mapped)
@@ -474,8 +475,7 @@ class Stylizer(nn.Module):
         if self.texture is not None:
             small = F.avg_pool2d(out, 2)
             resid = self.texture(small, style[:, CODE_DIM:CODE_DIM + TEX_DIM])
-            resid = F.interpolate(resid, size=out.shape[2:], mode="bilinear", align_corners=False)
-            out = (out + resid).clamp(0.0, 1.0)
+            out = (out + _up(resid, out)).clamp(0.0, 1.0)
         if self.detail is not None:
             out = self.detail(out, style[:, -BANDS:])
         return out
